@@ -21,6 +21,7 @@ use error::OpResult;
 use ops::activation::Activation;
 use ops::augment::{FillMode, Interpolation, Resample};
 use ops::conv::Conv2d;
+use ops::conv_pool::ConvReluMaxPool;
 use ops::dense::Dense;
 use ops::geometry::Padding;
 use ops::loss::{LossKind, Labels};
@@ -148,6 +149,61 @@ fn conv2d_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'
     let (dx, dk, db) = run(py, op, || Ok(conv.backward(xs, ks, dys, need_grad_x, ys)))?;
     let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
     Ok((dx, output(py, dk, k.shape())?, output(py, db, &[conv.cout])?))
+}
+
+/// The fused conv + ReLU + max-pool geometry: the pooling applies to the convolution's output.
+#[allow(clippy::too_many_arguments)]
+fn conv_pool_geometry(op: &str, x: &[usize], kernel: &[usize], strides: (usize, usize), padding: &str,
+                      pool_size: (usize, usize), pool_strides: (usize, usize), pool_padding: &str) -> PyResult<ConvReluMaxPool> {
+    let padding = Padding::parse(padding).map_err(shape_error(op))?;
+    let conv = Conv2d::new(x, kernel, strides, padding).map_err(shape_error(op))?;
+    let pool_padding = Padding::parse(pool_padding).map_err(shape_error(op))?;
+    ConvReluMaxPool::new(conv, pool_size, pool_strides, pool_padding).map_err(shape_error(op))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, bias, strides, padding, pool_size, pool_strides, pool_padding, winners=false))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn conv2d_relu_max_pool<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, bias: Option<&Bound<'py, PyAny>>,
+                             strides: (usize, usize), padding: &str, pool_size: (usize, usize), pool_strides: (usize, usize),
+                             pool_padding: &str, winners: bool) -> PyResult<(Array<'py>, Option<Bound<'py, PyArrayDyn<u32>>>)> {
+    let op = "conv2d_relu_max_pool";
+    let (x, k) = (input(op, "x", x)?, input(op, "kernel", kernel)?);
+    let fused = conv_pool_geometry(op, x.shape(), k.shape(), strides, padding, pool_size, pool_strides, pool_padding)?;
+    let bias = bias.map(|b| input(op, "bias", b)).transpose()?;
+    if let Some(b) = &bias {
+        check_shape(op, "bias", b.shape(), &[fused.conv.cout])?;
+    }
+    let (xs, ks, bs) = (slice(&x), slice(&k), bias.as_ref().map(slice));
+    let (y, at) = run(py, op, || Ok(fused.forward(xs, ks, bs, winners)))?;
+    let shape = fused.output_shape();
+    let at = at.map(|a| ArrayD::from_shape_vec(IxDyn(&shape), a).map(|a| a.into_pyarray(py)))
+        .transpose()
+        .map_err(|e| PyRuntimeError::new_err(format!("internal error: output shape {shape:?}: {e}")))?;
+    Ok((output(py, y, &shape)?, at))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, grad_y, winners, strides, padding, pool_size, pool_strides, pool_padding, need_grad_x=true))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn conv2d_relu_max_pool_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
+                                      winners: &Bound<'py, PyAny>, strides: (usize, usize), padding: &str,
+                                      pool_size: (usize, usize), pool_strides: (usize, usize), pool_padding: &str,
+                                      need_grad_x: bool) -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
+    let op = "conv2d_relu_max_pool_backward";
+    let (x, k, dy) = (input(op, "x", x)?, input(op, "kernel", kernel)?, input(op, "grad_y", grad_y)?);
+    let fused = conv_pool_geometry(op, x.shape(), k.shape(), strides, padding, pool_size, pool_strides, pool_padding)?;
+    check_shape(op, "grad_y", dy.shape(), &fused.output_shape())?;
+    let at = winners.cast::<PyArrayDyn<u32>>().map_err(|_| {
+        PyTypeError::new_err(format!("{op}: `winners` must be the uint32 array the forward returned, got {}", describe(winners)))
+    })?;
+    let at = at.try_readonly().map_err(|e| PyValueError::new_err(format!("{op}: `winners` is in use: {e}")))?;
+    check_shape(op, "winners", at.shape(), &fused.output_shape())?;
+    let ats = at.as_slice().map_err(|_| not_contiguous(op, "winners", at.shape()))?;
+    let (xs, ks, dys) = (slice(&x), slice(&k), slice(&dy));
+    let (dx, dk, db) = run(py, op, || fused.backward(xs, ks, dys, ats, need_grad_x))?;
+    let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
+    Ok((dx, output(py, dk, k.shape())?, output(py, db, &[fused.conv.cout])?))
 }
 
 fn pool_geometry(op: &str, x: &[usize], kind: &str, pool: (usize, usize), strides: (usize, usize), padding: &str) -> PyResult<Pool2d> {
@@ -337,6 +393,8 @@ fn _rconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(conv2d, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_relu_max_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_relu_max_pool_backward, m)?)?;
     m.add_function(wrap_pyfunction!(pool2d, m)?)?;
     m.add_function(wrap_pyfunction!(pool2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(dense, m)?)?;

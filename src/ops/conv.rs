@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 
 use super::activation::mask_by_relu;
-use super::gemm::{affine, column_sums, sgemm, transpose};
+use super::avx512;
+use super::gemm::{affine, column_sums, portable, sgemm, transpose};
 use super::geometry::{Axis, Padding};
 use crate::error::{shape_err, OpResult};
 
@@ -23,6 +24,28 @@ const REDUCE_PIXELS: usize = 512;
 /// Output pixels per partial sum of the kernel gradient, and the most partials kept at once.
 const PIXELS_PER_PARTIAL: usize = 1024;
 const MAX_PARTIALS: usize = 16;
+/// Convolutions with at most this many taps (kh·kw·cin: first layers) read their input in place.
+const GATHER_MAX_TAPS: usize = 32;
+
+/// The convolution's left operand: the input, and for few-tap layers the form the gather kernels read
+/// (the input zero-padded once, so that every window lies inside it, and each tap's offset in it).
+pub(crate) struct Operand<'a> {
+    x: &'a [f32],
+    gather: Option<Gather<'a>>,
+}
+
+struct Gather<'a> {
+    padded: std::borrow::Cow<'a, [f32]>,
+    height: usize,
+    width: usize,
+    offsets: Vec<usize>,
+}
+
+/// Per-thread scratch: an im2col block, or the gathered pixels' offsets.
+pub(crate) struct Scratch {
+    col: Vec<f32>,
+    bases: Vec<usize>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2d {
@@ -82,6 +105,64 @@ impl Conv2d {
         self.rows.window == 1 && self.cols.window == 1 && self.rows.stride == 1 && self.cols.stride == 1
     }
 
+    /// The left operand for `forward_pixels` and `accumulate_kernel_grad`: few-tap layers whose channels
+    /// fill whole vectors gather taps straight from the (padded) input on AVX-512 CPUs, the rest use im2col.
+    pub(crate) fn operand<'a>(&self, x: &'a [f32]) -> Operand<'a> {
+        let gathers = self.taps() <= GATHER_MAX_TAPS && self.cout % 16 == 0 && !self.is_pointwise()
+            && !portable() && avx512::available();
+        let gather = gathers.then(|| {
+            let span = |a: &Axis| ((a.output - 1) * a.stride + a.window).max(a.input + a.pad_before);
+            let (height, width) = (span(&self.rows), span(&self.cols));
+            let padded = if (height, width) == (self.rows.input, self.cols.input) {
+                std::borrow::Cow::Borrowed(x)
+            } else {
+                let (cin, w) = (self.cin, self.cols.input);
+                let mut p = vec![0.0f32; self.batch * height * width * cin];
+                for (src, dst) in x.chunks_exact(self.image_len()).zip(p.chunks_exact_mut(height * width * cin)) {
+                    for (r, line) in src.chunks_exact(w * cin).enumerate() {
+                        let at = ((r + self.rows.pad_before) * width + self.cols.pad_before) * cin;
+                        dst[at..][..w * cin].copy_from_slice(line);
+                    }
+                }
+                std::borrow::Cow::Owned(p)
+            };
+            let mut offsets = Vec::with_capacity(self.taps());
+            for ky in 0..self.rows.window {
+                for kx in 0..self.cols.window {
+                    offsets.extend((0..self.cin).map(|c| (ky * width + kx) * self.cin + c));
+                }
+            }
+            Gather { padded, height, width, offsets }
+        });
+        Operand { x, gather }
+    }
+
+    pub(crate) fn scratch(&self) -> Scratch {
+        let rows = BLOCK_PIXELS.max(REDUCE_PIXELS);
+        Scratch { col: vec![0.0f32; if self.is_pointwise() { 0 } else { rows * self.taps() }], bases: Vec::with_capacity(rows) }
+    }
+
+    /// Offsets in the padded input of the first tap of output pixels `first..first + count`.
+    fn pixel_bases(&self, g: &Gather, first: usize, count: usize, bases: &mut Vec<usize>) {
+        let (ppi, ow, oh) = (self.pixels_per_image(), self.cols.output, self.rows.output);
+        let (image, row_step, col_step) = (g.height * g.width * self.cin, self.rows.stride * g.width * self.cin, self.cols.stride * self.cin);
+        // Walk (image, oy, ox) incrementally: divisions per pixel showed up in profiles.
+        let (mut n, mut oy, mut ox) = (first / ppi, (first % ppi) / ow, first % ow);
+        bases.clear();
+        for _ in 0..count {
+            bases.push(n * image + oy * row_step + ox * col_step);
+            ox += 1;
+            if ox == ow {
+                ox = 0;
+                oy += 1;
+                if oy == oh {
+                    oy = 0;
+                    n += 1;
+                }
+            }
+        }
+    }
+
     /// Fill `col` with the im2col rows of global output pixels `first..first + col.len()/taps`.
     fn im2col(&self, x: &[f32], first: usize, col: &mut [f32]) {
         let (taps, cin, kw) = (self.taps(), self.cin, self.cols.window);
@@ -139,21 +220,44 @@ impl Conv2d {
         let mut y = vec![0.0f32; self.batch * self.pixels_per_image() * cout];
         // Small convolutions (batch-1 inference) run on the calling thread: waking the pool costs more.
         let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * BLOCK_PIXELS * taps * cout);
+        let lhs = self.operand(x);
         y.par_chunks_mut(BLOCK_PIXELS * cout).with_min_len(min_blocks).enumerate().for_each_init(
-            || vec![0.0f32; if self.is_pointwise() { 0 } else { BLOCK_PIXELS * taps }],
-            |col, (block, out)| {
-                let first = block * BLOCK_PIXELS;
-                let m = out.len() / cout;
-                let a: &[f32] = if self.is_pointwise() {
-                    &x[first * taps..][..m * taps]
-                } else {
-                    self.im2col(x, first, &mut col[..m * taps]);
-                    &col[..m * taps]
-                };
-                affine(m, taps, cout, a, kernel, bias, relu, out);
-            },
+            || self.scratch(),
+            |scratch, (block, out)| self.forward_pixels(&lhs, kernel, bias, relu, block * BLOCK_PIXELS, out, scratch),
         );
         y
+    }
+
+    /// Output pixels `first..first + out.len()/cout` (global pixel numbers over the batch) into `out`,
+    /// in cache-sized blocks.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_pixels(&self, lhs: &Operand, kernel: &[f32], bias: Option<&[f32]>, relu: bool, first: usize,
+                                 out: &mut [f32], scratch: &mut Scratch) {
+        let (taps, cout) = (self.taps(), self.cout);
+        for (b, out) in out.chunks_mut(BLOCK_PIXELS * cout).enumerate() {
+            let first = first + b * BLOCK_PIXELS;
+            let m = out.len() / cout;
+            if let Some(g) = &lhs.gather {
+                self.pixel_bases(g, first, m, &mut scratch.bases);
+                assert!(scratch.bases.last().unwrap_or(&0) + g.offsets.last().unwrap_or(&0) < g.padded.len().max(1));
+                assert!(kernel.len() >= taps * cout && out.len() >= m * cout && bias.is_none_or(|b| b.len() >= cout));
+                // Safety: every base + offset lies inside the padded input (the largest is checked above),
+                // the kernel, output and bias sizes too; `operand` only gathers when the CPU has AVX-512F.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    avx512::gather_gemm(cout, g.padded.as_ptr(), &scratch.bases, &g.offsets, kernel.as_ptr(),
+                                        bias.map(|b| b.as_ptr()), relu, out.as_mut_ptr(), cout);
+                }
+                continue;
+            }
+            let a: &[f32] = if self.is_pointwise() {
+                &lhs.x[first * taps..][..m * taps]
+            } else {
+                self.im2col(lhs.x, first, &mut scratch.col[..m * taps]);
+                &scratch.col[..m * taps]
+            };
+            affine(m, taps, cout, a, kernel, bias, relu, out);
+        }
     }
 
     /// Gradients (grad_x if asked, grad_kernel, grad_bias) from the output gradient `dy`. With
@@ -167,32 +271,22 @@ impl Conv2d {
         // grad_kernel (taps × cout) = colᵀ · dy, a reduction over every output pixel. The pixels are cut
         // into a number of chunks fixed by the shape alone (never by the thread count; a power of two,
         // so they split evenly over 2, 4, 8... cores); each chunk accumulates its partial product block
-        // by block, building only a cache-sized piece of the im2col matrix at a time, and the partials
-        // are summed in order: parallel even for a 1-channel first layer, and identical run to run.
-        let chunks = (pixels / PIXELS_PER_PARTIAL).clamp(1, MAX_PARTIALS).next_power_of_two().min(MAX_PARTIALS);
+        // by block, and the partials are summed in order: parallel even for a 1-channel first layer, and
+        // identical run to run.
+        let chunks = partial_count(pixels);
         let per_chunk = pixels.div_ceil(chunks);
         let mut partials = vec![0.0f32; chunks * taps * cout];
+        let lhs = self.operand(x);
         partials.par_chunks_mut(taps * cout).enumerate().for_each_init(
-            || vec![0.0f32; if self.is_pointwise() { 0 } else { REDUCE_PIXELS * taps }],
-            |col, (i, part)| {
-                let end = ((i + 1) * per_chunk).min(pixels);
-                for first in (i * per_chunk..end).step_by(REDUCE_PIXELS) {
-                    let rows = REDUCE_PIXELS.min(end - first);
-                    let a: &[f32] = if self.is_pointwise() {
-                        &x[first * taps..][..rows * taps]
-                    } else {
-                        self.im2col(x, first, &mut col[..rows * taps]);
-                        &col[..rows * taps]
-                    };
-                    sgemm(taps, rows, cout, a, true, taps, &dy[first * cout..], false, cout, part, cout, 1.0);
+            || self.scratch(),
+            |scratch, (i, part)| {
+                let (first, end) = (i * per_chunk, ((i + 1) * per_chunk).min(pixels));
+                if first < end {
+                    self.accumulate_kernel_grad(&lhs, &dy[first * cout..end * cout], first, scratch, part);
                 }
             },
         );
-        let mut grad_kernel = partials[..taps * cout].to_vec();
-        for part in partials.chunks_exact(taps * cout).skip(1) {
-            grad_kernel.iter_mut().zip(part).for_each(|(g, p)| *g += p);
-        }
-
+        let grad_kernel = sum_partials(&partials, taps * cout);
         let grad_bias = column_sums(dy, cout);
 
         let grad_x = need_dx.then(|| {
@@ -206,24 +300,74 @@ impl Conv2d {
                     sgemm(m, cout, taps, &dy[block * BLOCK_PIXELS * cout..], false, cout, &kernel_t, false, taps, d, taps, 0.0);
                 });
             } else if self.image_len() > 0 {
-                // One image per work item (scatters into the same image never race), in pixel blocks
-                // whose im2col-shaped gradient stays in cache.
+                // One image per work item: scatters into the same image never race.
                 dx.par_chunks_mut(self.image_len()).enumerate().for_each_init(
-                    || vec![0.0f32; REDUCE_PIXELS * taps],
-                    |dcol, (n, dxn)| {
-                        for first in (0..ppi).step_by(REDUCE_PIXELS) {
-                            let rows = REDUCE_PIXELS.min(ppi - first);
-                            let d = &mut dcol[..rows * taps];
-                            sgemm(rows, cout, taps, &dy[(n * ppi + first) * cout..], false, cout, &kernel_t, false, taps, d, taps, 0.0);
-                            self.col2im(d, first, dxn);
-                        }
-                    },
+                    || self.scratch(),
+                    |scratch, (n, dxn)| self.image_input_grad(&dy[n * ppi * cout..][..ppi * cout], &kernel_t, scratch, dxn),
                 );
             }
             dx
         });
         (grad_x, grad_kernel, grad_bias)
     }
+
+    /// part (taps × cout) += colᵀ · dy for the output pixels `first..` that `dy` holds, building only a
+    /// cache-sized piece of the im2col matrix at a time (or none, when the taps are gathered).
+    pub(crate) fn accumulate_kernel_grad(&self, lhs: &Operand, dy: &[f32], first: usize, scratch: &mut Scratch, part: &mut [f32]) {
+        let (taps, cout) = (self.taps(), self.cout);
+        for (b, dy) in dy.chunks(REDUCE_PIXELS * cout).enumerate() {
+            let (first, rows) = (first + b * REDUCE_PIXELS, dy.len() / cout);
+            if let Some(g) = &lhs.gather {
+                self.pixel_bases(g, first, rows, &mut scratch.bases);
+                assert!(scratch.bases.last().unwrap_or(&0) + g.offsets.last().unwrap_or(&0) < g.padded.len().max(1));
+                assert!(part.len() >= taps * cout);
+                // Safety: as in `forward_pixels`; `dy` holds rows × cout values.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    avx512::gather_gemm_t(cout, g.padded.as_ptr(), &scratch.bases, &g.offsets, dy.as_ptr(), part.as_mut_ptr());
+                }
+                continue;
+            }
+            let a: &[f32] = if self.is_pointwise() {
+                &lhs.x[first * taps..][..rows * taps]
+            } else {
+                self.im2col(lhs.x, first, &mut scratch.col[..rows * taps]);
+                &scratch.col[..rows * taps]
+            };
+            sgemm(taps, rows, cout, a, true, taps, dy, false, cout, part, cout, 1.0);
+        }
+    }
+
+    /// One image's input gradient `dxn` (zeroed by the caller) from its output gradient `dy`, through
+    /// dy · Wᵀ in pixel blocks (whose im2col-shaped gradient stays in cache) scattered back by col2im.
+    pub(crate) fn image_input_grad(&self, dy: &[f32], kernel_t: &[f32], scratch: &mut Scratch, dxn: &mut [f32]) {
+        let (taps, cout) = (self.taps(), self.cout);
+        for (b, dy) in dy.chunks(REDUCE_PIXELS * cout).enumerate() {
+            let rows = dy.len() / cout;
+            let d = &mut scratch.col[..rows * taps];
+            if self.is_pointwise() {
+                sgemm(rows, cout, taps, dy, false, cout, kernel_t, false, taps, &mut dxn[b * REDUCE_PIXELS * taps..], taps, 0.0);
+            } else {
+                sgemm(rows, cout, taps, dy, false, cout, kernel_t, false, taps, d, taps, 0.0);
+                self.col2im(d, b * REDUCE_PIXELS, dxn);
+            }
+        }
+    }
+}
+
+/// How many partial kernel gradients a reduction over `pixels` output pixels keeps: fixed by the shape
+/// alone, a power of two so they split evenly over 2, 4, 8... cores.
+pub(crate) fn partial_count(pixels: usize) -> usize {
+    (pixels / PIXELS_PER_PARTIAL).clamp(1, MAX_PARTIALS).next_power_of_two().min(MAX_PARTIALS)
+}
+
+/// The sum of equal-length partials, added in order (so the result never depends on the thread count).
+pub(crate) fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
+    let mut total = partials[..len].to_vec();
+    for part in partials.chunks_exact(len).skip(1) {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 #[cfg(test)]
@@ -262,6 +406,12 @@ mod tests {
             (1, 9, 9, 2, 2, 2, 3, (3, 3), Padding::Same),
             (2, 3, 3, 1, 3, 3, 1, (1, 1), Padding::Valid),
             (1, 40, 40, 2, 3, 3, 3, (1, 1), Padding::Same),
+            // Few taps and whole vectors of channels: the gather kernels (on AVX-512 CPUs).
+            (2, 9, 7, 1, 3, 3, 32, (1, 1), Padding::Same),
+            (1, 8, 8, 3, 3, 2, 16, (2, 3), Padding::Same),
+            (3, 6, 6, 2, 2, 2, 64, (1, 1), Padding::Valid),
+            (1, 5, 5, 1, 3, 3, 48, (3, 3), Padding::Valid),
+            (1, 7, 7, 1, 3, 3, 80, (2, 2), Padding::Same),
         ] {
             let c = Conv2d::new(&[n, h, w, ci], &[kh, kw, ci, co], s, pad).unwrap();
             let x = data(n * h * w * ci, 1);
@@ -275,17 +425,19 @@ mod tests {
 
     #[test]
     fn backward_is_the_adjoint_of_forward() {
-        // <dy, conv(x)> must equal <dx, x> and <dk, k> for a linear map.
-        let c = Conv2d::new(&[2, 6, 5, 3], &[3, 2, 3, 4], (2, 1), Padding::Same).unwrap();
-        let x = data(2 * 6 * 5 * 3, 3);
-        let k = data(3 * 2 * 3 * 4, 5);
-        let y = c.forward(&x, &k, None, false);
-        let dy = data(y.len(), 11);
-        let (dx, dk, _) = c.backward(&x, &k, &dy, true, None);
-        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
-        let lhs = dot(&dy, &y);
-        assert!((lhs - dot(&dx.unwrap(), &x)).abs() < 1e-3 * lhs.abs().max(1.0));
-        assert!((lhs - dot(&dk, &k)).abs() < 1e-3 * lhs.abs().max(1.0));
+        // <dy, conv(x)> must equal <dx, x> and <dk, k> for a linear map (the second shape gathers).
+        for (xs, ks, strides) in [([2, 6, 5, 3], [3, 2, 3, 4], (2, 1)), ([3, 7, 6, 2], [3, 3, 2, 32], (1, 2))] {
+            let c = Conv2d::new(&xs, &ks, strides, Padding::Same).unwrap();
+            let x = data(xs.iter().product(), 3);
+            let k = data(ks.iter().product(), 5);
+            let y = c.forward(&x, &k, None, false);
+            let dy = data(y.len(), 11);
+            let (dx, dk, _) = c.backward(&x, &k, &dy, true, None);
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
+            let lhs = dot(&dy, &y);
+            assert!((lhs - dot(&dx.unwrap(), &x)).abs() < 1e-3 * lhs.abs().max(1.0));
+            assert!((lhs - dot(&dk, &k)).abs() < 1e-3 * lhs.abs().max(1.0));
+        }
     }
 
     #[test]

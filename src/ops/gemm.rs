@@ -8,6 +8,8 @@
 
 use std::sync::OnceLock;
 
+use super::simd::multiversion;
+
 /// True when `RCONV_KERNELS=portable` asks for the portable GEMM (read once per process).
 pub fn portable() -> bool {
     static PORTABLE: OnceLock<bool> = OnceLock::new();
@@ -91,10 +93,17 @@ pub fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// Sums of the columns of a row-major matrix with `cols` columns: the bias gradient.
 pub fn column_sums(matrix: &[f32], cols: usize) -> Vec<f32> {
     let mut sums = vec![0.0f32; cols];
-    for row in matrix.chunks_exact(cols) {
-        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-    }
+    add_column_sums(matrix, &mut sums);
     sums
+}
+
+multiversion! {
+    /// sums += the sums of the columns of a row-major matrix with `sums.len()` columns (row by row, in order).
+    pub fn add_column_sums(matrix: &[f32], sums: &mut [f32]) {
+        for row in matrix.chunks_exact(sums.len()) {
+            sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@ pub mod activation;
 pub mod augment;
 pub mod avx512;
 pub mod conv;
+pub mod conv_pool;
 pub mod dense;
 pub mod gemm;
 pub mod geometry;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod simd;
 

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 
 use super::geometry::{Axis, Padding};
+use super::simd::multiversion;
 use crate::error::{shape_err, OpResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +54,11 @@ impl Pool2d {
         [self.batch, self.rows.output, self.cols.output, self.channels]
     }
 
-    fn image_len(&self) -> usize {
+    pub(crate) fn image_len(&self) -> usize {
         self.rows.input * self.cols.input * self.channels
     }
 
-    fn out_image_len(&self) -> usize {
+    pub(crate) fn out_image_len(&self) -> usize {
         self.rows.output * self.cols.output * self.channels
     }
 
@@ -73,6 +74,7 @@ impl Pool2d {
 
     /// For every channel of output (oy, ox), the maximum of the window into `best`. NaN wins, so it
     /// propagates like in TF. Branch-free selects let the loop vectorise over channels.
+    #[inline]
     fn max_window(&self, x: &[f32], oy: usize, ox: usize, best: &mut [f32]) {
         let (c, w) = (self.channels, self.cols.input);
         let (rows, cols) = self.window(oy, ox);
@@ -88,6 +90,7 @@ impl Pool2d {
 
     /// Route `g` to the first cell of each channel's window that holds the maximum `best` (so ties
     /// and NaN go where the forward took them), again without branches.
+    #[inline]
     fn route_max(&self, x: &[f32], oy: usize, ox: usize, best: &[f32], g: &[f32], done: &mut [bool], dx: &mut [f32]) {
         let (c, w) = (self.channels, self.cols.input);
         let (rows, cols) = self.window(oy, ox);
@@ -107,40 +110,24 @@ impl Pool2d {
     }
 
     /// Number of real cells under output (oy, ox), the divisor of TF's same-padded average.
+    #[inline]
     fn count(&self, oy: usize, ox: usize) -> usize {
         let (rows, cols) = self.window(oy, ox);
         rows.len() * cols.len()
     }
 
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let c = self.channels;
         let mut y = vec![0.0f32; self.batch * self.out_image_len()];
         if self.out_image_len() == 0 {
             return y;
         }
-        y.par_chunks_mut(self.out_image_len()).enumerate().for_each(
-            |(n, yn)| {
-                let xn = &x[n * self.image_len()..][..self.image_len()];
-                for (o, out) in yn.chunks_exact_mut(c).enumerate() {
-                    let (oy, ox) = (o / self.cols.output, o % self.cols.output);
-                    match self.kind {
-                        PoolKind::Max => self.max_window(xn, oy, ox, out),
-                        PoolKind::Avg => {
-                            out.fill(0.0);
-                            let (rows, cols) = self.window(oy, ox);
-                            for iy in rows {
-                                for ix in cols.clone() {
-                                    let pix = iy * self.cols.input + ix;
-                                    out.iter_mut().zip(&xn[pix * c..][..c]).for_each(|(s, v)| *s += v);
-                                }
-                            }
-                            let inv = 1.0 / self.count(oy, ox) as f32;
-                            out.iter_mut().for_each(|s| *s *= inv);
-                        }
-                    }
-                }
-            },
-        );
+        y.par_chunks_mut(self.out_image_len()).enumerate().for_each(|(n, yn)| {
+            let xn = &x[n * self.image_len()..][..self.image_len()];
+            match self.kind {
+                PoolKind::Max => max_pool_image(self, xn, yn, None),
+                PoolKind::Avg => avg_pool_image(self, xn, yn),
+            }
+        });
         y
     }
 
@@ -158,34 +145,111 @@ impl Pool2d {
                 let xn = &x[n * self.image_len()..][..self.image_len()];
                 let dyn_ = &dy[n * self.out_image_len()..][..self.out_image_len()];
                 let yn = y.map(|y| &y[n * self.out_image_len()..][..self.out_image_len()]);
-                for (o, g) in dyn_.chunks_exact(c).enumerate() {
-                    let (oy, ox) = (o / self.cols.output, o % self.cols.output);
-                    match self.kind {
-                        PoolKind::Max => {
-                            let best: &[f32] = match yn {
-                                Some(yn) => &yn[o * c..][..c],
-                                None => {
-                                    self.max_window(xn, oy, ox, best);
-                                    best
-                                }
-                            };
-                            self.route_max(xn, oy, ox, best, g, done, dxn);
-                        }
-                        PoolKind::Avg => {
-                            let inv = 1.0 / self.count(oy, ox) as f32;
-                            let (rows, cols) = self.window(oy, ox);
-                            for iy in rows {
-                                for ix in cols.clone() {
-                                    let pix = iy * self.cols.input + ix;
-                                    dxn[pix * c..][..c].iter_mut().zip(g).for_each(|(d, v)| *d += v * inv);
-                                }
-                            }
-                        }
-                    }
-                }
+                pool_backward_image(self, xn, dyn_, yn, best, done, dxn);
             },
         );
         dx
+    }
+}
+
+multiversion! {
+    /// Max pooling of one image: `y` gets each window's maximum (NaN wins, like TF) and `at`, if given,
+    /// the offset in `x` of the first cell holding it, where the backward routes the gradient. One
+    /// pass: a later cell takes over only when strictly greater (or the first NaN).
+    pub(crate) fn max_pool_image(pool: &Pool2d, x: &[f32], y: &mut [f32], at: Option<&mut [u32]>) {
+        let (c, ow) = (pool.channels, pool.cols.output);
+        let mut at = at;
+        for (o, best) in y.chunks_exact_mut(c).enumerate() {
+            let (rows, cols) = pool.window(o / ow, o % ow);
+            let mut arg = at.as_deref_mut().map(|a| &mut a[o * c..][..c]);
+            // 16 channels at a time in registers (a running max kept in memory stalls on store forwarding).
+            let full = c / 16 * 16;
+            for ch in (0..full).step_by(16) {
+                window_max::<16>(pool, x, &rows, &cols, ch, &mut best[ch..], arg.as_deref_mut().map(|a| &mut a[ch..]));
+            }
+            for ch in full..c {
+                window_max::<1>(pool, x, &rows, &cols, ch, &mut best[ch..], arg.as_deref_mut().map(|a| &mut a[ch..]));
+            }
+        }
+    }
+}
+
+/// The maximum (and first arg max) of channels `ch..ch + L` over one window.
+#[inline(always)]
+fn window_max<const L: usize>(pool: &Pool2d, x: &[f32], rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>,
+                              ch: usize, best: &mut [f32], arg: Option<&mut [u32]>) {
+    let (c, w) = (pool.channels, pool.cols.input);
+    let first = (rows.start * w + cols.start) * c + ch;
+    let mut b: [f32; L] = x[first..][..L].try_into().unwrap();
+    let mut a: [u32; L] = std::array::from_fn(|l| (first + l) as u32);
+    for iy in rows.clone() {
+        for ix in cols.clone() {
+            let cell = (iy * w + ix) * c + ch;
+            let v: &[f32; L] = x[cell..][..L].try_into().unwrap();
+            for l in 0..L {
+                let take = (v[l] > b[l]) | (v[l].is_nan() & !b[l].is_nan());
+                b[l] = if take { v[l] } else { b[l] };
+                a[l] = if take { (cell + l) as u32 } else { a[l] };
+            }
+        }
+    }
+    best[..L].copy_from_slice(&b);
+    if let Some(arg) = arg {
+        arg[..L].copy_from_slice(&a);
+    }
+}
+
+multiversion! {
+    /// Average pooling of one image (TF: same-padded windows divide by their real cells only).
+    fn avg_pool_image(pool: &Pool2d, x: &[f32], y: &mut [f32]) {
+        let (c, ow) = (pool.channels, pool.cols.output);
+        for (o, out) in y.chunks_exact_mut(c).enumerate() {
+            let (oy, ox) = (o / ow, o % ow);
+            out.fill(0.0);
+            let (rows, cols) = pool.window(oy, ox);
+            for iy in rows {
+                for ix in cols.clone() {
+                    let pix = iy * pool.cols.input + ix;
+                    out.iter_mut().zip(&x[pix * c..][..c]).for_each(|(s, v)| *s += v);
+                }
+            }
+            let inv = 1.0 / pool.count(oy, ox) as f32;
+            out.iter_mut().for_each(|s| *s *= inv);
+        }
+    }
+}
+
+multiversion! {
+    /// One image's input gradient from its output gradient `dy` (and, for max pooling, the forward's
+    /// maxima `y` if kept; else they are recomputed into `best`).
+    fn pool_backward_image(pool: &Pool2d, x: &[f32], dy: &[f32], y: Option<&[f32]>, best: &mut [f32], done: &mut [bool],
+                           dx: &mut [f32]) {
+        let (c, ow) = (pool.channels, pool.cols.output);
+        for (o, g) in dy.chunks_exact(c).enumerate() {
+            let (oy, ox) = (o / ow, o % ow);
+            match pool.kind {
+                PoolKind::Max => {
+                    let best: &[f32] = match y {
+                        Some(y) => &y[o * c..][..c],
+                        None => {
+                            pool.max_window(x, oy, ox, best);
+                            best
+                        }
+                    };
+                    pool.route_max(x, oy, ox, best, g, done, dx);
+                }
+                PoolKind::Avg => {
+                    let inv = 1.0 / pool.count(oy, ox) as f32;
+                    let (rows, cols) = pool.window(oy, ox);
+                    for iy in rows {
+                        for ix in cols.clone() {
+                            let pix = iy * pool.cols.input + ix;
+                            dx[pix * c..][..c].iter_mut().zip(g).for_each(|(d, v)| *d += v * inv);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
