@@ -10,6 +10,7 @@ import numpy as np
 import rconv
 from rconv import layers, models
 from rconv.datasets import mnist
+from rconv.layers.fusion import ConvReluMaxPool
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
@@ -40,6 +41,13 @@ def timed(key, fn):
 for layer in model.layers:
     layer.forward = timed(f"{layer.name} forward", layer.forward)
     layer.backward = timed(f"{layer.name} backward", layer.backward)
+# Fused conv + ReLU + max-pool pairs run through their own runner, not the layers' methods.
+for method in ("forward", "backward"):
+    original = getattr(ConvReluMaxPool, method)
+
+    def fused(self, *args, _original=original, _method=method, **kwargs):
+        return timed(f"{self.conv.name}+{self.pool.name} {_method}", _original)(self, *args, **kwargs)
+    setattr(ConvReluMaxPool, method, fused)
 model.fit(xtr[:batch * 20], ytr[:batch * 20], batch_size=batch, epochs=1, verbose=0)  # warm up
 model.optimizer.apply = timed("optimizer", model.optimizer.apply)
 model.loss.fused_value_and_grad = timed("loss", model.loss.fused_value_and_grad)

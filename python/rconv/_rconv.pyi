@@ -14,6 +14,14 @@ def conv2d_backward(
     x: F32, kernel: F32, grad_y: F32, strides: Tuple[int, int], padding: str, need_grad_x: bool = True,
     relu_output: Optional[F32] = None,
 ) -> Tuple[Optional[F32], F32, F32]: ...
+def conv2d_relu_max_pool(
+    x: F32, kernel: F32, bias: Optional[F32], strides: Tuple[int, int], padding: str, pool_size: Tuple[int, int],
+    pool_strides: Tuple[int, int], pool_padding: str, winners: bool = False,
+) -> Tuple[F32, Optional[npt.NDArray[np.uint32]]]: ...
+def conv2d_relu_max_pool_backward(
+    x: F32, kernel: F32, grad_y: F32, winners: npt.NDArray[np.uint32], strides: Tuple[int, int], padding: str,
+    pool_size: Tuple[int, int], pool_strides: Tuple[int, int], pool_padding: str, need_grad_x: bool = True,
+) -> Tuple[Optional[F32], F32, F32]: ...
 def pool2d(x: F32, kind: str, pool_size: Tuple[int, int], strides: Tuple[int, int], padding: str) -> F32: ...
 def pool2d_backward(
     x: F32, grad_y: F32, kind: str, pool_size: Tuple[int, int], strides: Tuple[int, int], padding: str,

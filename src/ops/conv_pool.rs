@@ -22,6 +22,8 @@ pub const NO_WINNER: u32 = u32::MAX;
 
 /// Below about this much convolution work per call the images run on the calling thread.
 const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+/// Convolution-output gradient values handled at once in the backward pass (256 KiB: stays in L2).
+const GROUP_VALUES: usize = 1 << 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvReluMaxPool {
@@ -107,17 +109,25 @@ impl ConvReluMaxPool {
         } else {
             (0..chunks).map(|_| None).collect()
         };
+        // Images are handled a few at a time, so the kernel-gradient GEMM gets enough pixels per call
+        // while their convolution-output gradient still fits in L2.
+        let group = (GROUP_VALUES / z_len.max(1)).clamp(1, per_chunk);
         kernel_parts.par_chunks_mut(taps * cout).zip(bias_parts.par_chunks_mut(cout)).zip(dx_chunks).enumerate().for_each_init(
-            || (vec![0.0f32; z_len], conv.scratch()),
+            || (vec![0.0f32; group * z_len], conv.scratch()),
             |(g, scratch), (i, ((kernel_part, bias_part), mut dx_chunk))| {
-                for n in i * per_chunk..((i + 1) * per_chunk).min(batch) {
+                let images = i * per_chunk..((i + 1) * per_chunk).min(batch);
+                for first in images.clone().step_by(group) {
+                    let count = group.min(images.end - first);
+                    let g = &mut g[..count * z_len];
                     // The convolution output's gradient: each pooled gradient lands on its window's winner.
-                    scatter(&dy[n * out_len..][..out_len], &winners[n * out_len..][..out_len], g);
-                    conv.accumulate_kernel_grad(&lhs, g, n * pixels, scratch, kernel_part);
+                    scatter(&dy[first * out_len..][..count * out_len], &winners[first * out_len..][..count * out_len], z_len, out_len, g);
+                    conv.accumulate_kernel_grad(&lhs, g, first * pixels, scratch, kernel_part);
                     add_column_sums(g, bias_part);
                     if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
-                        let dxn = &mut dx_chunk[(n - i * per_chunk) * x_len..][..x_len];
-                        conv.image_input_grad(g, &kernel_t, scratch, dxn);
+                        for (k, gn) in g.chunks_exact(z_len).enumerate() {
+                            let dxn = &mut dx_chunk[(first + k - images.start) * x_len..][..x_len];
+                            conv.image_input_grad(gn, &kernel_t, scratch, dxn);
+                        }
                     }
                 }
             },
@@ -144,12 +154,15 @@ multiversion! {
 }
 
 multiversion! {
-    /// g = 0, then each pooled gradient added onto its window's winner.
-    fn scatter(dy: &[f32], winners: &[u32], g: &mut [f32]) {
+    /// g = 0, then each pooled gradient added onto its window's winner, image by image (`dy` and
+    /// `winners` hold `out_len` values per image, `g` holds `z_len`).
+    fn scatter(dy: &[f32], winners: &[u32], z_len: usize, out_len: usize, g: &mut [f32]) {
         g.fill(0.0);
-        for (&gv, &a) in dy.iter().zip(winners) {
-            if let Some(slot) = g.get_mut(a as usize) {
-                *slot += gv;
+        for ((gn, dyn_), at_n) in g.chunks_exact_mut(z_len).zip(dy.chunks_exact(out_len)).zip(winners.chunks_exact(out_len)) {
+            for (&gv, &a) in dyn_.iter().zip(at_n) {
+                if let Some(slot) = gn.get_mut(a as usize) {
+                    *slot += gv;
+                }
             }
         }
     }

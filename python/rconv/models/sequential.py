@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..keras_tensor import KerasTensor
 from ..layers.core import InputLayer
+from ..layers.fusion import FUSED, ConvReluMaxPool, fusable
 from ..layers.layer import Layer, serialize_dtype
 from .model import Model
 
@@ -91,11 +92,17 @@ class Sequential(Model):
         x = inputs
         last = len(layers) - 1
         for i, layer in enumerate(layers):
-            if i == last and not apply_activation:
+            if len(tape) > i:  # a pooling layer that ran inside the convolution before it
+                continue
+            if i < last and fusable(layer, layers[i + 1]):
+                x, ctx = ConvReluMaxPool(layer, layers[i + 1]).forward(x, training=training)
+                tape += [ctx, FUSED]
+            elif i == last and not apply_activation:
                 x, ctx = layer.forward(x, training=training, apply_activation=False)
+                tape.append(ctx)
             else:
                 x, ctx = layer.forward(x, training=training)
-            tape.append(ctx)
+                tape.append(ctx)
         return x, tape
 
     def backward(self, tape, grad_outputs, need_input_grad=True):
@@ -108,10 +115,15 @@ class Sequential(Model):
         per_layer = [None] * len(layers)
         grad = grad_outputs
         for i in range(len(layers) - 1, stop - 1, -1):
-            if i == stop and not need_input_grad and getattr(layers[i], "skips_input_grad", False):
-                grad, per_layer[i] = layers[i].backward(tape[i], grad, need_input_grad=False)
+            if tape[i] is FUSED:  # its gradient is part of the fused convolution's backward, next
+                per_layer[i] = []
+                continue
+            skip_input = i == stop and not need_input_grad and getattr(layers[i], "skips_input_grad", False)
+            runner = ConvReluMaxPool(layers[i], layers[i + 1]) if i + 1 < len(tape) and tape[i + 1] is FUSED else layers[i]
+            if skip_input:
+                grad, per_layer[i] = runner.backward(tape[i], grad, need_input_grad=False)
             else:
-                grad, per_layer[i] = layers[i].backward(tape[i], grad)
+                grad, per_layer[i] = runner.backward(tape[i], grad)
         seen, grads = set(), []
         for layer, layer_grads in zip(layers, per_layer):
             for j, v in enumerate(layer.weights):
