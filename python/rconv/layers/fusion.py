@@ -11,6 +11,9 @@ from .. import activations, ops
 from .conv import Conv2D
 from .pooling import MaxPooling2D
 
+#: Set to False to run every layer on its own (tests compare both ways).
+ENABLED = True
+
 #: Marks, in a model's tape, the pooling layer whose work was done by the fused convolution before it.
 FUSED = object()
 
@@ -18,7 +21,7 @@ FUSED = object()
 def fusable(layer, next_layer) -> bool:
     """True for a ReLU Conv2D directly followed by a MaxPooling2D (exact types: a subclass may change
     what either layer computes)."""
-    return (type(layer) is Conv2D and type(next_layer) is MaxPooling2D and layer.activation is activations.relu
+    return (ENABLED and type(layer) is Conv2D and type(next_layer) is MaxPooling2D and layer.activation is activations.relu
             and layer.built)
 
 
