@@ -24,6 +24,10 @@ const REDUCE_PIXELS: usize = 512;
 /// Output pixels per partial sum of the kernel gradient, and the most partials kept at once.
 const PIXELS_PER_PARTIAL: usize = 1024;
 const MAX_PARTIALS: usize = 16;
+/// Backward passes whose whole im2col matrix has at most this many values (2 MiB) build it at once.
+const WHOLE_COL_VALUES: usize = 1 << 19;
+/// Kernel-gradient rows (taps) per work item in `backward_whole`.
+const TAP_ROWS: usize = 48;
 /// Convolutions with at most this many taps (kh·kw·cin: first layers) read their input in place.
 const GATHER_MAX_TAPS: usize = 32;
 
@@ -265,9 +269,18 @@ impl Conv2d {
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool, relu_output: Option<&[f32]>)
                     -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
         let dy = &*mask_by_relu(dy, relu_output);
+        let lhs = self.operand(x);
+        if self.batch * self.pixels_per_image() * self.taps() <= WHOLE_COL_VALUES && !self.is_pointwise() && lhs.gather.is_none() {
+            self.backward_whole(x, kernel, dy, need_dx)
+        } else {
+            self.backward_blocked(&lhs, kernel, dy, need_dx)
+        }
+    }
+
+    /// The backward pass in cache-sized pixel blocks, for convolutions with many output pixels.
+    fn backward_blocked(&self, lhs: &Operand, kernel: &[f32], dy: &[f32], need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
         let (taps, cout) = (self.taps(), self.cout);
         let pixels = self.batch * self.pixels_per_image();
-
         // grad_kernel (taps × cout) = colᵀ · dy, a reduction over every output pixel. The pixels are cut
         // into a number of chunks fixed by the shape alone (never by the thread count; a power of two,
         // so they split evenly over 2, 4, 8... cores); each chunk accumulates its partial product block
@@ -276,13 +289,12 @@ impl Conv2d {
         let chunks = partial_count(pixels);
         let per_chunk = pixels.div_ceil(chunks);
         let mut partials = vec![0.0f32; chunks * taps * cout];
-        let lhs = self.operand(x);
         partials.par_chunks_mut(taps * cout).enumerate().for_each_init(
             || self.scratch(),
             |scratch, (i, part)| {
                 let (first, end) = (i * per_chunk, ((i + 1) * per_chunk).min(pixels));
                 if first < end {
-                    self.accumulate_kernel_grad(&lhs, &dy[first * cout..end * cout], first, scratch, part);
+                    self.accumulate_kernel_grad(lhs, &dy[first * cout..end * cout], first, scratch, part);
                 }
             },
         );
@@ -305,6 +317,37 @@ impl Conv2d {
                     || self.scratch(),
                     |scratch, (n, dxn)| self.image_input_grad(&dy[n * ppi * cout..][..ppi * cout], &kernel_t, scratch, dxn),
                 );
+            }
+            dx
+        });
+        (grad_x, grad_kernel, grad_bias)
+    }
+
+    /// The backward pass of a convolution with few output pixels but many taps (a late layer, like the
+    /// seed convnet's 3×3-output conv3): too few pixels to split the kernel-gradient reduction over
+    /// cores, so the whole im2col matrix is built once and the GEMMs split over taps (grad_kernel rows)
+    /// and over pixels (grad_x), each output element still summed in one fixed order.
+    fn backward_whole(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+        let (taps, cout, ppi) = (self.taps(), self.cout, self.pixels_per_image());
+        let pixels = self.batch * ppi;
+        let mut col = vec![0.0f32; pixels * taps];
+        col.par_chunks_mut(BLOCK_PIXELS * taps).enumerate().for_each(|(b, c)| self.im2col(x, b * BLOCK_PIXELS, c));
+        let mut grad_kernel = vec![0.0f32; taps * cout];
+        grad_kernel.par_chunks_mut(TAP_ROWS * cout).enumerate().for_each(|(b, g)| {
+            let rows = g.len() / cout;
+            sgemm(rows, pixels, cout, &col[b * TAP_ROWS..], true, taps, dy, false, cout, g, cout, 0.0);
+        });
+        let grad_bias = column_sums(dy, cout);
+        let grad_x = need_dx.then(|| {
+            let kernel_t = transpose(kernel, taps, cout);
+            let dcol = &mut col; // reused: dy · Wᵀ, im2col-shaped
+            dcol.par_chunks_mut(BLOCK_PIXELS * taps).enumerate().for_each(|(b, d)| {
+                let m = d.len() / taps;
+                sgemm(m, cout, taps, &dy[b * BLOCK_PIXELS * cout..], false, cout, &kernel_t, false, taps, d, taps, 0.0);
+            });
+            let mut dx = vec![0.0f32; self.batch * self.image_len()];
+            if self.image_len() > 0 {
+                dx.par_chunks_mut(self.image_len()).zip(dcol.par_chunks(ppi * taps)).for_each(|(dxn, d)| self.col2im(d, 0, dxn));
             }
             dx
         });
@@ -437,6 +480,24 @@ mod tests {
             let lhs = dot(&dy, &y);
             assert!((lhs - dot(&dx.unwrap(), &x)).abs() < 1e-3 * lhs.abs().max(1.0));
             assert!((lhs - dot(&dk, &k)).abs() < 1e-3 * lhs.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn whole_and_blocked_backward_agree() {
+        // `backward` picks one by size; both must give the same gradients on any shape.
+        for (xs, ks, strides, pad) in [([3, 7, 6, 5], [3, 2, 5, 4], (1, 2), Padding::Same), ([2, 9, 9, 8], [3, 3, 8, 16], (2, 2), Padding::Valid),
+                                       ([1, 5, 5, 64], [3, 3, 64, 64], (1, 1), Padding::Valid)] {
+            let c = Conv2d::new(&xs, &ks, strides, pad).unwrap();
+            let (x, k) = (data(xs.iter().product(), 3), data(ks.iter().product(), 5));
+            let dy = data(c.output_shape().iter().product(), 11);
+            let (wdx, wdk, wdb) = c.backward_whole(&x, &k, &dy, true);
+            let (bdx, bdk, bdb) = c.backward_blocked(&c.operand(&x), &k, &dy, true);
+            for (a, b) in [(wdx.unwrap(), bdx.unwrap()), (wdk, bdk), (wdb, bdb)] {
+                for (p, q) in a.iter().zip(&b) {
+                    assert!((p - q).abs() <= 1e-4 * (1.0 + q.abs()), "{p} vs {q}");
+                }
+            }
         }
     }
 
