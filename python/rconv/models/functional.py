@@ -11,6 +11,9 @@ with the Layer training protocol:
   used by several layers are summed, and so are the weight gradients of a layer called several times
   (shared weights). Without ``need_input_grad`` the nodes with no trainable weights upstream are skipped.
 
+Like `Sequential`, a ReLU Conv2D node whose output only one MaxPooling2D node reads runs inside that
+node as one fused kernel (layers/fusion.py): the conv node is skipped and has no value or context.
+
 Configs follow Keras 3's functional layout (`layers` with `inbound_nodes` of serialized
 ``__keras_tensor__`` args, `input_layers`, `output_layers`).
 """
@@ -20,7 +23,9 @@ import numpy as np
 
 from .. import backend
 from ..keras_tensor import KerasTensor
+from ..layers import fusion
 from ..layers.core import InputLayer
+from ..layers.fusion import ConvReluMaxPool, fusable
 from ..layers.layer import Layer, serialize_dtype
 from .model import Model
 
@@ -146,6 +151,7 @@ class Functional(Model):
                 self._plan.append((layer, [self._slot[id(p)] for p in parents], multi))
         self._input_slots = [self._slot[id(t)] for t in self.inputs]
         self._output_slots = [self._slot[id(t)] for t in self.outputs]
+        self._fusion_pairs = None  # decided by `_fusion` at the first run of this plan
 
         # Keras node indices of each layer's calls inside this model (in call order). Inbound-node args
         # count only this model's calls; `input_layers`/`output_layers` count a nested Functional's own
@@ -212,21 +218,41 @@ class Functional(Model):
         return None if step is None else step[0].output_activation_name
 
     # --- training protocol ----------------------------------------------------------------------------
+    def _fusion(self) -> dict:
+        """{pool node: conv node} for the `fusable` pairs where the conv's output is read by that pool
+        node alone (and is not a model output). Decided once per plan; empty while fusion is disabled."""
+        if not fusion.ENABLED:
+            return {}
+        if self._fusion_pairs is None:
+            plan, readers = self._plan, {}
+            for i, step in enumerate(plan):
+                for p in step[1] if step is not None else ():
+                    readers.setdefault(p, []).append(i)
+            self._fusion_pairs = {r[0]: p for p, r in readers.items()
+                                  if len(r) == 1 and p not in self._output_slots and plan[p] is not None
+                                  and fusable(plan[p][0], plan[r[0]][0])}
+        return self._fusion_pairs
+
     def forward(self, inputs, training=False, apply_activation=True):
-        values = [None] * len(self._plan)
-        ctxs = [None] * len(self._plan)
+        plan, fused = self._plan, self._fusion()
+        skipped = set(fused.values())  # conv nodes that run inside their pool node
+        values = [None] * len(plan)
+        ctxs = [None] * len(plan)
         values[self._input_slots[0]] = inputs
         out_slot = self._output_slots[0]
-        for i, step in enumerate(self._plan):
-            if step is None:
+        for i, step in enumerate(plan):
+            if step is None or i in skipped:
                 continue
             layer, parents, multi = step
             arg = [values[p] for p in parents] if multi else values[parents[0]]
-            if i == out_slot and not apply_activation:
+            if i in fused:
+                conv, (conv_parent,), _ = plan[fused[i]]
+                values[i], ctxs[i] = ConvReluMaxPool(conv, layer).forward(values[conv_parent], training=training)
+            elif i == out_slot and not apply_activation:
                 values[i], ctxs[i] = layer.forward(arg, training=training, apply_activation=False)
             else:
                 values[i], ctxs[i] = layer.forward(arg, training=training)
-        return values[out_slot], (ctxs, np.shape(inputs))
+        return values[out_slot], (ctxs, np.shape(inputs), fused)
 
     def _trainable_ids(self) -> set:
         if self.compiled:
@@ -235,7 +261,7 @@ class Functional(Model):
 
     def backward(self, tape, grad_outputs, need_input_grad=True):
         """(grad wrt the input or None, grads aligned with self.weights; None where not computed)."""
-        ctxs, input_shape = tape
+        ctxs, input_shape, fused = tape
         plan = self._plan
         # Which tensors depend on trainable weights (only those need a gradient when the input doesn't).
         trainable = self._trainable_ids()
@@ -252,11 +278,15 @@ class Functional(Model):
             if step is None or g is None or not (need_input_grad or upstream[i]):
                 continue
             layer, parents, multi = step
+            runner = layer
+            if i in fused:  # a fused pool node: the gradient goes to its conv's weights and input
+                layer, parents, multi = plan[fused[i]]
+                runner = ConvReluMaxPool(layer, step[0])
             need_in = need_input_grad or any(upstream[p] for p in parents)
             if not need_in and (isinstance(layer, Model) or getattr(layer, "skips_input_grad", False)):
-                grad_in, layer_grads = layer.backward(ctxs[i], g, need_input_grad=False)
+                grad_in, layer_grads = runner.backward(ctxs[i], g, need_input_grad=False)
             else:
-                grad_in, layer_grads = layer.backward(ctxs[i], g)
+                grad_in, layer_grads = runner.backward(ctxs[i], g)
             if layer_grads is not None:
                 for var, lg in zip(layer.weights, layer_grads):
                     if lg is None:
