@@ -199,6 +199,9 @@ fn conv2d_relu_max_pool_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, ke
     })?;
     let at = at.try_readonly().map_err(|e| PyValueError::new_err(format!("{op}: `winners` is in use: {e}")))?;
     check_shape(op, "winners", at.shape(), &fused.output_shape())?;
+    if !at.is_c_contiguous() {
+        return Err(not_contiguous(op, "winners", at.shape()));
+    }
     let ats = at.as_slice().map_err(|_| not_contiguous(op, "winners", at.shape()))?;
     let (xs, ks, dys) = (slice(&x), slice(&k), slice(&dy));
     let (dx, dk, db) = run(py, op, || fused.backward(xs, ks, dys, ats, need_grad_x))?;

@@ -186,9 +186,6 @@ def test_gradients_match_unfused(make, need_input_grad, spy, monkeypatch):
             _close(a, b)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="src/ops/conv.rs `image_input_grad` slices `scratch.col`, which is empty for 1x1 "
-                          "(pointwise) convs, before its pointwise branch; the fused backward calls it for them")
 def test_pointwise_conv_pair_needing_input_grad(spy, monkeypatch):
     def make():
         return rconv.Sequential([

@@ -109,7 +109,8 @@ def conv2d_relu_max_pool_backward(x, kernel, grad_y, winners, strides: IntOrPair
     ``winners``: returns (grad_x or None, grad_kernel, grad_bias)."""
     op = "conv2d_relu_max_pool_backward"
     return _rconv.conv2d_relu_max_pool_backward(_f32(x, op, "x"), _f32(kernel, op, "kernel"),
-                                                _f32(grad_y, op, "grad_y"), winners,
+                                                _f32(grad_y, op, "grad_y"),
+                                                np.ascontiguousarray(winners) if isinstance(winners, np.ndarray) else winners,
                                                 _pair(strides, op, "strides"), _padding(padding, op),
                                                 *_pool_args(op, pool_size, pool_strides, pool_padding),
                                                 bool(need_grad_x))

@@ -115,15 +115,15 @@ impl Conv2d {
         let gathers = self.taps() <= GATHER_MAX_TAPS && self.cout % 16 == 0 && !self.is_pointwise()
             && !portable() && avx512::available();
         let gather = gathers.then(|| {
-            let span = |a: &Axis| ((a.output - 1) * a.stride + a.window).max(a.input + a.pad_before);
+            let span = |a: &Axis| (a.output.saturating_sub(1) * a.stride + a.window).max(a.input + a.pad_before);
             let (height, width) = (span(&self.rows), span(&self.cols));
             let padded = if (height, width) == (self.rows.input, self.cols.input) {
                 std::borrow::Cow::Borrowed(x)
             } else {
                 let (cin, w) = (self.cin, self.cols.input);
                 let mut p = vec![0.0f32; self.batch * height * width * cin];
-                for (src, dst) in x.chunks_exact(self.image_len()).zip(p.chunks_exact_mut(height * width * cin)) {
-                    for (r, line) in src.chunks_exact(w * cin).enumerate() {
+                for (src, dst) in x.chunks_exact(self.image_len().max(1)).zip(p.chunks_exact_mut((height * width * cin).max(1))) {
+                    for (r, line) in src.chunks_exact((w * cin).max(1)).enumerate() {
                         let at = ((r + self.rows.pad_before) * width + self.cols.pad_before) * cin;
                         dst[at..][..w * cin].copy_from_slice(line);
                     }
@@ -346,7 +346,7 @@ impl Conv2d {
                 sgemm(m, cout, taps, &dy[b * BLOCK_PIXELS * cout..], false, cout, &kernel_t, false, taps, d, taps, 0.0);
             });
             let mut dx = vec![0.0f32; self.batch * self.image_len()];
-            if self.image_len() > 0 {
+            if self.image_len() > 0 && ppi > 0 {
                 dx.par_chunks_mut(self.image_len()).zip(dcol.par_chunks(ppi * taps)).for_each(|(dxn, d)| self.col2im(d, 0, dxn));
             }
             dx
@@ -387,10 +387,10 @@ impl Conv2d {
         let (taps, cout) = (self.taps(), self.cout);
         for (b, dy) in dy.chunks(REDUCE_PIXELS * cout).enumerate() {
             let rows = dy.len() / cout;
-            let d = &mut scratch.col[..rows * taps];
             if self.is_pointwise() {
                 sgemm(rows, cout, taps, dy, false, cout, kernel_t, false, taps, &mut dxn[b * REDUCE_PIXELS * taps..], taps, 0.0);
             } else {
+                let d = &mut scratch.col[..rows * taps];
                 sgemm(rows, cout, taps, dy, false, cout, kernel_t, false, taps, d, taps, 0.0);
                 self.col2im(d, b * REDUCE_PIXELS, dxn);
             }

@@ -6,7 +6,8 @@
 //! in a per-thread buffer that stays in cache: the forward writes only the pooled output and, when
 //! training, the offset of each window's winning cell; the backward scatters the pooled gradient onto
 //! the winners (nothing where the ReLU was inactive) and runs the convolution's backward on that image.
-//! Results equal the unfused ops: the same im2col/GEMM blocks, the same maxima, the same routing.
+//! Results equal the unfused ops (the same maxima and routing; the gradients up to float32 summation
+//! order, and where the `gemm` crate blocks one image's rows differently from a whole batch's, 1 ulp).
 
 use rayon::prelude::*;
 
@@ -101,6 +102,9 @@ impl ConvReluMaxPool {
         let chunks = batch.div_ceil(per_chunk).max(1);
         let mut kernel_parts = vec![0.0f32; chunks * taps * cout];
         let mut bias_parts = vec![0.0f32; chunks * cout];
+        if out_len == 0 || z_len == 0 {  // empty images: nothing flows back
+            return Ok((need_dx.then(|| vec![0.0; batch * x_len]), vec![0.0; taps * cout], vec![0.0; cout]));
+        }
         let lhs = conv.operand(x);
         let kernel_t = if need_dx { transpose(kernel, taps, cout) } else { Vec::new() };
         let mut dx = vec![0.0f32; if need_dx { batch * x_len } else { 0 }];
@@ -192,6 +196,7 @@ mod tests {
             (5, 6, 6, 1, 16, 3, 1, Padding::Same, 2, 3, Padding::Valid),
             (4, 12, 12, 1, 32, 3, 1, Padding::Valid, 2, 2, Padding::Valid),
             (2, 9, 9, 8, 16, 3, 2, Padding::Same, 2, 2, Padding::Same),
+            (3, 6, 5, 4, 8, 1, 1, Padding::Valid, 2, 2, Padding::Valid), // 1×1: the pointwise paths
         ] {
             let conv = Conv2d::new(&[n, h, w, ci], &[k, k, ci, co], (s, s), pad).unwrap();
             let fused = ConvReluMaxPool::new(conv, (p, p), (ps, ps), ppad).unwrap();
