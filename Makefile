@@ -27,8 +27,8 @@ test-rust:
 
 test-python: build
 	$(PY) -m pytest -q
-	# The portable GEMM path (what CPUs without AVX-512/AVX2 run) against the same float64 references.
-	RCONV_KERNELS=portable $(PY) -m pytest -q tests/test_ops_conv.py tests/test_ops_dense_activation.py
+	# The portable paths (GEMM and loops, what CPUs without AVX-512/AVX2 run) against the same float64 references.
+	RCONV_KERNELS=portable $(PY) -m pytest -q tests/test_ops_conv.py tests/test_ops_conv_pool.py tests/test_ops_pool.py tests/test_ops_dense_activation.py
 
 test: test-rust test-python
 
