@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import reference as ref
+from threads import arrays_per_thread_count
 from reference import r32 as R
 
 SEED = 20240601
@@ -259,9 +260,6 @@ def test_conv2d_larger_batch(ops):
 
 def test_results_do_not_depend_on_thread_count(ops, tmp_path):
     # the kernels split work into fixed blocks, so one thread and all threads must agree bit for bit
-    import os
-    import subprocess
-    import sys
     script = r"""
 import sys
 import numpy as np
@@ -277,12 +275,6 @@ out = [ops.conv2d(x, k, None, 2, "same"), *ops.conv2d_backward(x, k, gy, 2, "sam
        ops.dense(xd, kd), *ops.dense_backward(xd, kd, gd)]
 np.savez(sys.argv[1], *out)
 """
-    results = []
-    for threads in ("1", "3"):
-        path = tmp_path / f"t{threads}.npz"
-        env = dict(os.environ, RCONV_NUM_THREADS=threads)
-        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env, timeout=120)
-        with np.load(path) as f:
-            results.append([f[key] for key in sorted(f.files, key=lambda s: int(s.split("_")[1]))])
+    results = arrays_per_thread_count(script, tmp_path)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)

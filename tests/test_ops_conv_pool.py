@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import reference as ref
+from threads import arrays_per_thread_count
 from rconv import _rconv
 from reference import r32 as R
 
@@ -620,9 +621,6 @@ def test_larger_batch_deterministic(ops):
 
 def test_results_do_not_depend_on_thread_count(tmp_path):
     # The fused kernels split work by images and fixed partial-sum groups, never by thread count.
-    import os
-    import subprocess
-    import sys
     script = r"""
 import sys
 import numpy as np
@@ -638,13 +636,7 @@ for (n, cin, cout) in ((40, 1, 32), (40, 5, 7)):
     out += [y, at, *ops.conv2d_relu_max_pool_backward(x, k, gy, at, 1, "same", 2, None, "valid")]
 np.savez(sys.argv[1], *out)
 """
-    results = []
-    for threads in ("1", "3"):
-        path = tmp_path / f"t{threads}.npz"
-        env = dict(os.environ, RCONV_NUM_THREADS=threads)
-        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env, timeout=120)
-        with np.load(path) as f:
-            results.append([f[key] for key in sorted(f.files, key=lambda s: int(s.split("_")[1]))])
+    results = arrays_per_thread_count(script, tmp_path)
     assert len(results[0]) == 10
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)

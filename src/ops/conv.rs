@@ -167,6 +167,17 @@ impl Conv2d {
         }
     }
 
+    /// The im2col rows of output pixels `first..first + rows`: built in `col`, or for a pointwise
+    /// convolution the input itself.
+    fn im2col_rows<'a>(&self, x: &'a [f32], first: usize, rows: usize, col: &'a mut [f32]) -> &'a [f32] {
+        let taps = self.taps();
+        if self.is_pointwise() {
+            return &x[first * taps..][..rows * taps];
+        }
+        self.im2col(x, first, &mut col[..rows * taps]);
+        &col[..rows * taps]
+    }
+
     /// Fill `col` with the im2col rows of global output pixels `first..first + col.len()/taps`.
     fn im2col(&self, x: &[f32], first: usize, col: &mut [f32]) {
         let (taps, cin, kw) = (self.taps(), self.cin, self.cols.window);
@@ -254,12 +265,7 @@ impl Conv2d {
                 }
                 continue;
             }
-            let a: &[f32] = if self.is_pointwise() {
-                &lhs.x[first * taps..][..m * taps]
-            } else {
-                self.im2col(lhs.x, first, &mut scratch.col[..m * taps]);
-                &scratch.col[..m * taps]
-            };
+            let a = self.im2col_rows(lhs.x, first, m, &mut scratch.col);
             affine(m, taps, cout, a, kernel, bias, relu, out);
         }
     }
@@ -371,12 +377,7 @@ impl Conv2d {
                 }
                 continue;
             }
-            let a: &[f32] = if self.is_pointwise() {
-                &lhs.x[first * taps..][..rows * taps]
-            } else {
-                self.im2col(lhs.x, first, &mut scratch.col[..rows * taps]);
-                &scratch.col[..rows * taps]
-            };
+            let a = self.im2col_rows(lhs.x, first, rows, &mut scratch.col);
             sgemm(taps, rows, cout, a, true, taps, dy, false, cout, part, cout, 1.0);
         }
     }
