@@ -91,16 +91,16 @@ impl Conv2d {
         [self.batch, self.rows.output, self.cols.output, self.cout]
     }
 
-    fn image_len(&self) -> usize {
+    pub(crate) fn image_len(&self) -> usize {
         self.rows.input * self.cols.input * self.cin
     }
 
-    fn pixels_per_image(&self) -> usize {
+    pub(crate) fn pixels_per_image(&self) -> usize {
         self.rows.output * self.cols.output
     }
 
     /// Length of one im2col row: kh · kw · cin.
-    fn taps(&self) -> usize {
+    pub(crate) fn taps(&self) -> usize {
         self.rows.window * self.cols.window * self.cin
     }
 
@@ -165,6 +165,8 @@ impl Conv2d {
                 }
             }
         }
+        // The gather kernels read base + offset unchecked: the largest of both must lie inside the input.
+        assert!(bases.last().unwrap_or(&0) + g.offsets.last().unwrap_or(&0) < g.padded.len().max(1));
     }
 
     /// The im2col rows of output pixels `first..first + rows`: built in `col`, or for a pointwise
@@ -254,9 +256,8 @@ impl Conv2d {
             let m = out.len() / cout;
             if let Some(g) = &lhs.gather {
                 self.pixel_bases(g, first, m, &mut scratch.bases);
-                assert!(scratch.bases.last().unwrap_or(&0) + g.offsets.last().unwrap_or(&0) < g.padded.len().max(1));
                 assert!(kernel.len() >= taps * cout && out.len() >= m * cout && bias.is_none_or(|b| b.len() >= cout));
-                // Safety: every base + offset lies inside the padded input (the largest is checked above),
+                // Safety: every base + offset lies inside the padded input (`pixel_bases` checks the largest),
                 // the kernel, output and bias sizes too; `operand` only gathers when the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
@@ -368,7 +369,6 @@ impl Conv2d {
             let (first, rows) = (first + b * REDUCE_PIXELS, dy.len() / cout);
             if let Some(g) = &lhs.gather {
                 self.pixel_bases(g, first, rows, &mut scratch.bases);
-                assert!(scratch.bases.last().unwrap_or(&0) + g.offsets.last().unwrap_or(&0) < g.padded.len().max(1));
                 assert!(part.len() >= taps * cout);
                 // Safety: as in `forward_pixels`; `dy` holds rows × cout values.
                 #[cfg(target_arch = "x86_64")]

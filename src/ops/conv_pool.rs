@@ -45,14 +45,9 @@ impl ConvReluMaxPool {
         self.pool.output_shape()
     }
 
-    /// Convolution output pixels and elements per image.
-    fn conv_pixels(&self) -> usize {
-        self.pool.image_len() / self.conv.cout
-    }
-
     /// Images handed to one worker at a time, so that tiny calls stay on the calling thread.
     fn min_images(&self) -> usize {
-        let flops = 2 * self.conv_pixels() * self.conv.rows.window * self.conv.cols.window * self.conv.cin * self.conv.cout;
+        let flops = 2 * self.conv.pixels_per_image() * self.conv.taps() * self.conv.cout;
         PARALLEL_MIN_FLOPS.div_ceil(flops.max(1))
     }
 
@@ -74,7 +69,7 @@ impl ConvReluMaxPool {
         y.par_chunks_mut(out_len).zip(at_chunks).enumerate().with_min_len(self.min_images()).for_each_init(
             || (vec![0.0f32; self.pool.image_len()], self.conv.scratch()),
             |(z, scratch), (n, (yn, mut at_n))| {
-                let pixels = self.conv_pixels();
+                let pixels = self.conv.pixels_per_image();
                 self.conv.forward_pixels(&lhs, kernel, bias, true, n * pixels, z, scratch);
                 max_pool_image(&self.pool, z, yn, at_n.as_deref_mut());
                 if let Some(at_n) = at_n {
@@ -91,12 +86,11 @@ impl ConvReluMaxPool {
                     -> OpResult<(Option<Vec<f32>>, Vec<f32>, Vec<f32>)> {
         let conv = &self.conv;
         let (batch, cout) = (self.pool.batch, conv.cout);
-        let (out_len, z_len, pixels) = (self.pool.out_image_len(), self.pool.image_len(), self.conv_pixels());
+        let (out_len, z_len, pixels) = (self.pool.out_image_len(), self.pool.image_len(), conv.pixels_per_image());
         if !all_below(winners, z_len) {
             shape_err!("`winners` holds offsets outside a convolution output of {z_len} values per image");
         }
-        let taps = conv.rows.window * conv.cols.window * conv.cin;
-        let x_len = conv.rows.input * conv.cols.input * conv.cin;
+        let (taps, x_len) = (conv.taps(), conv.image_len());
         // Like Conv2d::backward: partial sums over a number of image groups fixed by the shape, added in order.
         let per_chunk = batch.div_ceil(partial_count(batch * pixels).min(batch.max(1))).max(1);
         let chunks = batch.div_ceil(per_chunk).max(1);
