@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import ops, registry
 
 
+@registry.register("activations")
 def relu(x):
     return ops.relu(x)
 
 
+@registry.register("activations")
 def sigmoid(x):
     return ops.sigmoid(x)
 
 
+@registry.register("activations")
 def softmax(x, axis=-1):
     if axis != -1:
         raise NotImplementedError("rconv's softmax only supports axis=-1")
     return ops.softmax(x)
 
 
+@registry.register("activations")
 def linear(x):
     return x
 
@@ -36,7 +40,6 @@ _BACKWARD = {
     softmax: ops.softmax_backward,
     linear: None,
 }
-_BY_NAME = {"relu": relu, "sigmoid": sigmoid, "softmax": softmax, "linear": linear}
 
 
 def get(identifier):
@@ -44,11 +47,7 @@ def get(identifier):
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        fn = _BY_NAME.get(identifier)
-        if fn is None:
-            raise ValueError(f"Unknown activation function: {identifier!r}. "
-                             f"Accepted names: {sorted(_BY_NAME)} (or None)")
-        return fn
+        return registry.get("activations", identifier)
     if isinstance(identifier, dict):  # Keras serialises some activations as {"class_name": "relu", ...}
         return get(identifier.get("config", identifier.get("class_name")))
     if callable(identifier):
@@ -58,15 +57,12 @@ def get(identifier):
 
 def serialize(fn) -> str:
     """Keras 3 stores activations in layer configs by name: 'relu', 'linear', ..."""
-    return getattr(fn, "__name__", str(fn))
+    return registry.name_of("activations", fn, getattr(fn, "__name__", str(fn)))
 
 
 def name_of(fn):
     """The registered name of `fn`, or None for a custom callable."""
-    for name, known in _BY_NAME.items():
-        if known is fn:
-            return name
-    return None
+    return registry.name_of("activations", fn, None)
 
 
 def backward(fn, y: np.ndarray, grad_y: np.ndarray) -> np.ndarray:
@@ -77,5 +73,5 @@ def backward(fn, y: np.ndarray, grad_y: np.ndarray) -> np.ndarray:
         bwd = _BACKWARD[fn]
     except KeyError:
         raise TypeError(f"Activation {fn!r} has no backward in rconv (no autodiff); use one of "
-                        f"{sorted(_BY_NAME)} for trainable models") from None
+                        f"{registry.names('activations')} for trainable models") from None
     return bwd(y, grad_y)

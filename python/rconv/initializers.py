@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import backend
+from . import backend, registry
 
 
 class Initializer:
@@ -28,16 +28,19 @@ class Initializer:
         return backend.rng() if seed is None else np.random.default_rng(seed)
 
 
+@registry.register("initializers", "Zeros", "zeros", "zero")
 class Zeros(Initializer):
     def __call__(self, shape, dtype=None):
         return np.zeros(shape, np.float32)
 
 
+@registry.register("initializers", "Ones", "ones", "one")
 class Ones(Initializer):
     def __call__(self, shape, dtype=None):
         return np.ones(shape, np.float32)
 
 
+@registry.register("initializers", "Constant", "constant")
 class Constant(Initializer):
     def __init__(self, value=0.0):
         self.value = value
@@ -59,6 +62,7 @@ def _truncated_normal(gen, shape, mean, stddev):
     return (out * stddev + mean).astype(np.float32)
 
 
+@registry.register("initializers", "RandomNormal", "random_normal")
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean, self.stddev, self.seed = mean, stddev, seed
@@ -70,11 +74,13 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
+@registry.register("initializers", "TruncatedNormal", "truncated_normal")
 class TruncatedNormal(RandomNormal):
     def __call__(self, shape, dtype=None):
         return _truncated_normal(self._generator(), shape, self.mean, self.stddev)
 
 
+@registry.register("initializers", "RandomUniform", "random_uniform")
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval, self.maxval, self.seed = minval, maxval, seed
@@ -97,6 +103,7 @@ def compute_fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+@registry.register("initializers", "VarianceScaling", "variance_scaling")
 class VarianceScaling(Initializer):
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -123,14 +130,16 @@ class VarianceScaling(Initializer):
 
 
 def _preset(class_name, scale, mode, distribution):
-    """Named VarianceScaling presets; their Keras config is just {"seed": ...}."""
+    """Named VarianceScaling presets, registered as `class_name` and its snake_case; their Keras
+    config is just {"seed": ...}."""
     def __init__(self, seed=None):
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
 
     def get_config(self):
         return {"seed": self.seed}
 
-    return type(class_name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config})
+    cls = type(class_name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config})
+    return registry.register("initializers", class_name, backend.to_snake_case(class_name))(cls)
 
 
 GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform")
@@ -140,12 +149,6 @@ HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal")
 LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform")
 LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal")
 
-_CLASSES = [Zeros, Ones, Constant, RandomNormal, TruncatedNormal, RandomUniform, VarianceScaling,
-            GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal]
-_BY_NAME = {c.__name__: c for c in _CLASSES}
-_BY_NAME.update({backend.to_snake_case(c.__name__): c for c in _CLASSES})
-_BY_NAME.update({"zero": Zeros, "one": Ones})
-
 # Lower-case function-style aliases, like `keras.initializers.glorot_uniform`.
 glorot_uniform, glorot_normal, he_uniform, he_normal = GlorotUniform, GlorotNormal, HeUniform, HeNormal
 lecun_uniform, lecun_normal, zeros, ones = LecunUniform, LecunNormal, Zeros, Ones
@@ -154,16 +157,13 @@ random_normal, random_uniform, truncated_normal, constant = RandomNormal, Random
 
 def serialize(initializer: Initializer) -> dict:
     """Keras 3's serialized form, as found in `.keras` configs."""
-    return {"module": "keras.initializers", "class_name": type(initializer).__name__,
-            "config": initializer.get_config(), "registered_name": None}
+    class_name = registry.name_of("initializers", type(initializer), type(initializer).__name__)
+    return {"module": "keras.initializers", "class_name": class_name, "config": initializer.get_config(),
+            "registered_name": None}
 
 
 def deserialize(config: dict) -> Initializer:
-    cls = _BY_NAME.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"Unknown initializer class {config.get('class_name')!r}; "
-                         f"known: {sorted(c.__name__ for c in _CLASSES)}")
-    return cls.from_config(config.get("config", {}))
+    return registry.get("initializers", config.get("class_name")).from_config(config.get("config", {}))
 
 
 def get(identifier) -> Initializer:
@@ -173,11 +173,7 @@ def get(identifier) -> Initializer:
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown initializer: {identifier!r}. Accepted names: "
-                             f"{sorted(k for k in _BY_NAME if k.islower())}")
-        return cls()
+        return registry.get("initializers", identifier)()
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     raise TypeError(f"Could not interpret initializer identifier: {identifier!r}")

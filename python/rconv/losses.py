@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import ops, registry
 
 
 def _as_2d(pred, labels):
@@ -65,6 +65,7 @@ class Loss:
         return cls(**config)
 
 
+@registry.register("losses", "CategoricalCrossentropy", "categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
     """One-hot (or soft) targets of the output's shape."""
 
@@ -105,6 +106,7 @@ class CategoricalCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
+@registry.register("losses", "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Integer class-id targets: shape (n,) or (n, 1) for an (n, classes) output."""
 
@@ -142,6 +144,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                 "ignore_class": self.ignore_class}
 
 
+@registry.register("losses", "BinaryCrossentropy", "binary_crossentropy")
 class BinaryCrossentropy(Loss):
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
                  name="binary_crossentropy", dtype=None):
@@ -163,6 +166,7 @@ class BinaryCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
+@registry.register("losses", "MeanSquaredError", "mean_squared_error", "mse")
 class MeanSquaredError(Loss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
         super().__init__(name, reduction)
@@ -190,18 +194,9 @@ def mean_squared_error(y_true, y_pred):
 
 mse = MSE = mean_squared_error
 
-_BY_NAME = {
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-    "binary_crossentropy": BinaryCrossentropy,
-    "mean_squared_error": MeanSquaredError,
-    "mse": MeanSquaredError,
-}
 _BY_FUNCTION = {categorical_crossentropy: CategoricalCrossentropy,
                 sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
                 binary_crossentropy: BinaryCrossentropy, mean_squared_error: MeanSquaredError}
-_CLASSES = {c.__name__: c for c in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                                    BinaryCrossentropy, MeanSquaredError)}
 
 
 def get(identifier) -> Loss:
@@ -210,17 +205,13 @@ def get(identifier) -> Loss:
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown loss: {identifier!r}. Accepted names: {sorted(_BY_NAME)}")
+        cls = registry.get("losses", identifier)
         loss = cls()
-        loss.name = identifier if identifier in _BY_NAME else loss.name
+        if identifier != cls.__name__:  # 'mse' keeps its spelling; 'MeanSquaredError' its default name
+            loss.name = identifier
         return loss
     if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"Unknown loss class {identifier.get('class_name')!r}; known: {sorted(_CLASSES)}")
-        return cls.from_config(identifier.get("config", {}))
+        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if identifier in _BY_FUNCTION:
@@ -230,5 +221,10 @@ def get(identifier) -> Loss:
 
 
 def serialize(loss: Loss) -> dict:
-    return {"module": "keras.losses", "class_name": type(loss).__name__, "config": loss.get_config(),
-            "registered_name": None}
+    return {"module": "keras.losses", "class_name": registry.name_of("losses", type(loss), type(loss).__name__),
+            "config": loss.get_config(), "registered_name": None}
+
+
+def deserialize(config: dict) -> Loss:
+    """A Loss from Keras's serialized form {"class_name": ..., "config": {...}}."""
+    return registry.get("losses", config.get("class_name")).from_config(config.get("config", {}))

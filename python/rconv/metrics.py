@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import ops, registry
 
 
 class Metric:
@@ -33,6 +33,7 @@ class Metric:
         return cls(**config)
 
 
+@registry.register("metrics", "Mean")
 class Mean(Metric):
     """Weighted mean of the values passed to `update_state(values, sample_weight)`."""
 
@@ -82,16 +83,19 @@ def accuracy(y_true, y_pred):
     return (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float32).reshape(len(y_pred), -1).mean(-1)
 
 
+@registry.register("metrics", "CategoricalAccuracy", "categorical_accuracy")
 class CategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(categorical_accuracy, name)
 
 
+@registry.register("metrics", "SparseCategoricalAccuracy", "sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(sparse_categorical_accuracy, name)
 
 
+@registry.register("metrics", "BinaryAccuracy", "binary_accuracy")
 class BinaryAccuracy(MeanMetricWrapper):
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         super().__init__(binary_accuracy, name, threshold=threshold)
@@ -101,11 +105,13 @@ class BinaryAccuracy(MeanMetricWrapper):
         return {**super().get_config(), "threshold": self.threshold}
 
 
+@registry.register("metrics", "Accuracy")
 class Accuracy(MeanMetricWrapper):
     def __init__(self, name="accuracy", dtype=None):
         super().__init__(accuracy, name)
 
 
+@registry.register("metrics", "MeanSquaredError", "mean_squared_error", "mse")
 class MeanSquaredError(Mean):
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(name)
@@ -115,15 +121,6 @@ class MeanSquaredError(Mean):
         super().update_state(value, len(y_pred))
 
 
-_BY_NAME = {
-    "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "binary_accuracy": BinaryAccuracy,
-    "mean_squared_error": MeanSquaredError,
-    "mse": MeanSquaredError,
-}
-_CLASSES = {c.__name__: c for c in (CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
-                                    Accuracy, MeanSquaredError, Mean)}
 _BY_FUNCTION = {categorical_accuracy: CategoricalAccuracy, sparse_categorical_accuracy: SparseCategoricalAccuracy,
                 binary_accuracy: BinaryAccuracy, accuracy: Accuracy}
 
@@ -143,11 +140,7 @@ def get(identifier, y_true_shape=None, y_pred_shape=None) -> Metric:
             cls = CategoricalAccuracy
         return cls(name=identifier)
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown metric: {identifier!r}. Accepted names: "
-                             f"{sorted(['accuracy', 'acc', *_BY_NAME])}")
-        metric = cls()
+        metric = registry.get("metrics", identifier)()
         metric.name = identifier
         return metric
     if isinstance(identifier, type) and issubclass(identifier, Metric):

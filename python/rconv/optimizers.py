@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import ops, registry
 
 # Keras 3 base-optimizer config keys we accept only at their defaults (not implemented yet).
 _UNSUPPORTED_DEFAULTS = {"weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
@@ -79,6 +79,7 @@ class Optimizer:
         return cls(**config)
 
 
+@registry.register("optimizers", "SGD")
 class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
         super().__init__(learning_rate, name, **kwargs)
@@ -95,6 +96,7 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@registry.register("optimizers", "RMSprop")
 class RMSprop(Optimizer):
     _slot_names = ("velocity",)
 
@@ -113,6 +115,7 @@ class RMSprop(Optimizer):
                 "centered": self.centered}
 
 
+@registry.register("optimizers", "Adam")
 class Adam(Optimizer):
     _slot_names = ("momentum", "velocity")
 
@@ -133,30 +136,26 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon, "amsgrad": self.amsgrad}
 
 
-_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam}
-
-
 def get(identifier) -> Optimizer:
     """An Optimizer from an instance, a name ('sgd', 'rmsprop', 'adam', case-insensitive), a class or
     a serialized config dict."""
     if isinstance(identifier, Optimizer):
         return identifier
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer: {identifier!r}. Accepted names: {sorted(_BY_NAME)}")
-        return cls()
+    if isinstance(identifier, str):  # the "optimizers" registry matches names case-insensitively
+        return registry.get("optimizers", identifier)()
     if isinstance(identifier, dict):
-        cls = _BY_NAME.get(str(identifier.get("class_name", "")).lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer class {identifier.get('class_name')!r}; "
-                             f"known: {[c.__name__ for c in _BY_NAME.values()]}")
-        return cls.from_config(identifier.get("config", {}))
+        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     raise TypeError(f"Could not interpret optimizer identifier: {identifier!r}")
 
 
 def serialize(optimizer: Optimizer) -> dict:
-    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
-            "config": optimizer.get_config(), "registered_name": None}
+    class_name = registry.name_of("optimizers", type(optimizer), type(optimizer).__name__)
+    return {"module": "keras.optimizers", "class_name": class_name, "config": optimizer.get_config(),
+            "registered_name": None}
+
+
+def deserialize(config: dict) -> Optimizer:
+    """An Optimizer from Keras's serialized form {"class_name": ..., "config": {...}}."""
+    return registry.get("optimizers", config.get("class_name")).from_config(config.get("config", {}))

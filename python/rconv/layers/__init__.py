@@ -1,4 +1,5 @@
 """Keras-compatible layers (NHWC, float32), each with an explicit backward pass."""
+from .. import registry
 from .augmentation import RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom
 from .conv import Conv2D
 from .core import Activation, Dropout, Flatten, Input, InputLayer, ReLU, Rescaling, Softmax
@@ -17,8 +18,6 @@ __all__ = ["Layer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool
 
 
 def get(class_name: str):
-    """Layer class by its Keras class name (used when rebuilding models from configs)."""
-    cls = globals().get(class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise ValueError(f"Unknown layer class {class_name!r}; known: {sorted(__all__[1:])}")
-    return cls
+    """Layer class by its Keras class name or alias (used when rebuilding models from configs). Only
+    registered layers resolve: never the abstract `Layer`, private bases or arbitrary module globals."""
+    return registry.get("layers", class_name)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend, ops
 from .layer import Layer, check_data_format
+from ..registry import register
 
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATIONS = ("nearest", "bilinear")
@@ -163,6 +164,7 @@ def translation_matrices(dx, dy) -> np.ndarray:
     return np.stack([ones, zeros, -dx, zeros, ones, -dy, zeros, zeros], axis=1)
 
 
+@register("layers", "RandomFlip")
 class RandomFlip(_RandomAugmentation):
     """Flip each image with probability 1/2 (`horizontal_and_vertical` flips both axes together, as Keras 3)."""
 
@@ -189,6 +191,7 @@ class RandomFlip(_RandomAugmentation):
         return {**super().get_config(), "seed": self.seed, "mode": self.mode}
 
 
+@register("layers", "RandomRotation")
 class RandomRotation(_AffineAugmentation):
     """Rotate by a random angle in ``factor * 2π`` (a number f means [-f, f]; positive is counter-clockwise)."""
 
@@ -207,6 +210,7 @@ class RandomRotation(_AffineAugmentation):
                 "fill_value": self.fill_value, "interpolation": self.interpolation, "seed": self.seed}
 
 
+@register("layers", "RandomZoom")
 class RandomZoom(_AffineAugmentation):
     """Zoom by a random factor: ``height_factor=(-0.3, -0.2)`` zooms in by 20-30%, positive zooms out.
     Without `width_factor` the aspect ratio is kept (the height zoom is used for both axes)."""
@@ -244,6 +248,7 @@ class RandomZoom(_AffineAugmentation):
                 "fill_value": self.fill_value}
 
 
+@register("layers", "RandomTranslation")
 class RandomTranslation(_AffineAugmentation):
     """Shift by a random fraction of the height/width (a number f means [-f, f])."""
 
@@ -276,6 +281,7 @@ class RandomTranslation(_AffineAugmentation):
                 "fill_value": self.fill_value}
 
 
+@register("layers", "RandomContrast")
 class RandomContrast(_RandomAugmentation):
     """Per image and channel: ``(x - mean) * c + mean`` with c drawn in ``[1 - lower, 1 + upper]``, then
     clipped to `value_range`. As in Keras 3, a number f gives ``factor=(0, f)``, i.e. c in [1, 1 + f]."""

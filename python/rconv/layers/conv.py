@@ -4,8 +4,10 @@ from __future__ import annotations
 from .. import activations, initializers, ops
 from .layer import (Layer, check_data_format, conv_output_length, normalize_padding, normalize_tuple,
                     require_none)
+from ..registry import register
 
 
+@register("layers", "Conv2D", "Convolution2D")
 class Conv2D(Layer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,

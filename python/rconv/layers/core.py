@@ -11,8 +11,10 @@ import numpy as np
 from .. import activations, backend
 from ..keras_tensor import KerasTensor
 from .layer import Layer, check_data_format
+from ..registry import register
 
 
+@register("layers", "InputLayer")
 class InputLayer(Layer):
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
                  input_tensor=None, name=None, input_shape=None, ragged=None, optional=False, **kwargs):
@@ -50,6 +52,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
                       batch_shape=batch_shape, name=name).output
 
 
+@register("layers", "Flatten")
 class Flatten(Layer):
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -69,6 +72,7 @@ class Flatten(Layer):
         return {**super().get_config(), "data_format": self.data_format}
 
 
+@register("layers", "Dropout")
 class Dropout(Layer):
     """Inverted dropout: at training, zero a `rate` fraction and scale the rest by 1/(1-rate)."""
 
@@ -102,6 +106,7 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape}
 
 
+@register("layers", "Activation")
 class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -126,6 +131,7 @@ class Activation(Layer):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
+@register("layers", "ReLU")
 class ReLU(Activation):
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(activations.relu, **kwargs)
@@ -140,6 +146,7 @@ class ReLU(Activation):
                 "threshold": self.threshold}
 
 
+@register("layers", "Softmax")
 class Softmax(Activation):
     def __init__(self, axis=-1, **kwargs):
         super().__init__(activations.softmax, **kwargs)
@@ -151,6 +158,7 @@ class Softmax(Activation):
         return {**Layer.get_config(self), "axis": self.axis}
 
 
+@register("layers", "Rescaling")
 class Rescaling(Layer):
     """y = x * scale + offset (e.g. 1/255 to bring pixels into [0, 1])."""
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from .. import activations, initializers, ops
 from .layer import Layer, require_none
+from ..registry import register
 
 
+@register("layers", "Dense")
 class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,

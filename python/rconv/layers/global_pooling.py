@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layer import Layer, check_data_format
+from ..registry import register
 
 
 class _GlobalPooling2D(Layer):
@@ -20,6 +21,7 @@ class _GlobalPooling2D(Layer):
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
 
+@register("layers", "GlobalAveragePooling2D", "GlobalAvgPool2D")
 class GlobalAveragePooling2D(_GlobalPooling2D):
     def forward(self, inputs, training=False):
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=np.float32), inputs.shape
@@ -30,6 +32,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
         return np.ascontiguousarray(np.broadcast_to(g, ctx), dtype=np.float32), []
 
 
+@register("layers", "GlobalMaxPooling2D", "GlobalMaxPool2D")
 class GlobalMaxPooling2D(_GlobalPooling2D):
     def forward(self, inputs, training=False):
         y = inputs.max(axis=(1, 2), keepdims=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..keras_tensor import KerasTensor
 from .layer import Layer
+from ..registry import register
 
 
 class _Merge(Layer):
@@ -48,6 +49,7 @@ def _merge_dim(a, b):
     return -1
 
 
+@register("layers", "Add")
 class Add(_Merge):
     """Element-wise sum of same-shaped inputs."""
 
@@ -77,6 +79,7 @@ class Add(_Merge):
         return [grad_outputs] * ctx, []
 
 
+@register("layers", "Concatenate")
 class Concatenate(_Merge):
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

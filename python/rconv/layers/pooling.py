@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import ops
 from .layer import Layer, check_data_format, conv_output_length, normalize_padding, normalize_tuple
+from ..registry import register
 
 
 class _Pooling2D(Layer):
@@ -46,6 +47,7 @@ class _Pooling2D(Layer):
                 "strides": self.strides, "data_format": self.data_format}
 
 
+@register("layers", "MaxPooling2D", "MaxPool2D")
 class MaxPooling2D(_Pooling2D):
     _forward_op = staticmethod(ops.max_pool2d)
     _backward_op = staticmethod(ops.max_pool2d_backward)
@@ -56,6 +58,7 @@ class MaxPooling2D(_Pooling2D):
                                        y=outputs), []
 
 
+@register("layers", "AveragePooling2D", "AvgPool2D")
 class AveragePooling2D(_Pooling2D):
     _forward_op = staticmethod(ops.avg_pool2d)
     _backward_op = staticmethod(ops.avg_pool2d_backward)

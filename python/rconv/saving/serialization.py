@@ -1,29 +1,19 @@
 """Model/layer configs <-> rconv objects, for Keras 3 configs and Keras 2 / tf.keras legacy ones.
 
-Only the layer classes in `SUPPORTED_LAYERS` are ever instantiated: names are looked up in that table,
-never imported or evaluated, so a config cannot run code. `Lambda` (which carries Python bytecode) and
-any unknown or custom class are refused with a ValueError.
+Only the layer classes in `SUPPORTED_LAYERS` (the "layers" registry) are ever instantiated: names are
+looked up in that table, never imported or evaluated, so a config cannot run code. `Lambda` (which
+carries Python bytecode) and any unknown or custom class are refused with a ValueError.
 """
 from __future__ import annotations
 
 import copy
 
-from .. import layers, losses, metrics, optimizers
+from .. import layers, losses, metrics, optimizers, registry  # noqa: F401 (imports fill the registry)
 from ..layers.core import InputLayer
 
-# Keras class name -> rconv class. Models are resolved lazily (rconv.models imports layers).
-SUPPORTED_LAYERS = {
-    "Conv2D": layers.Conv2D, "Convolution2D": layers.Conv2D,
-    "MaxPooling2D": layers.MaxPooling2D, "MaxPool2D": layers.MaxPooling2D,
-    "AveragePooling2D": layers.AveragePooling2D, "AvgPool2D": layers.AveragePooling2D,
-    "Dense": layers.Dense, "Flatten": layers.Flatten, "Dropout": layers.Dropout,
-    "Activation": layers.Activation, "ReLU": layers.ReLU, "Softmax": layers.Softmax,
-    "Rescaling": layers.Rescaling, "InputLayer": layers.InputLayer,
-    "RandomFlip": layers.RandomFlip, "RandomRotation": layers.RandomRotation, "RandomZoom": layers.RandomZoom,
-    "RandomTranslation": layers.RandomTranslation, "RandomContrast": layers.RandomContrast,
-    "Add": layers.Add, "Concatenate": layers.Concatenate,
-    "GlobalAveragePooling2D": layers.GlobalAveragePooling2D, "GlobalMaxPooling2D": layers.GlobalMaxPooling2D,
-}
+# Keras class name or alias -> rconv class: a live read-only view of the "layers" registry, which
+# each layer module fills as it defines its classes. Models are resolved lazily (rconv.models imports layers).
+SUPPORTED_LAYERS = registry.mapping("layers")
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 SUPPORTED = tuple(sorted(SUPPORTED_LAYERS)) + MODEL_CLASSES
 
@@ -120,7 +110,7 @@ def layer_to_config(layer, legacy: bool = False) -> dict:
     if isinstance(layer, Model):
         return model_to_config(layer, legacy=legacy, include_compile=False)
     class_name = type(layer).__name__
-    if class_name not in SUPPORTED_LAYERS:
+    if registry.find("layers", class_name) is not type(layer):
         raise ConfigError(f"Cannot save layer {layer.name!r}: unsupported class {class_name!r}; rconv can "
                           f"save: {', '.join(SUPPORTED)}")
     config = layer.get_config()
@@ -258,7 +248,7 @@ def _serialize_fn_or_obj(obj, module: str):
 
 def compile_config(model) -> dict:
     loss = model.loss
-    by_name = losses._BY_NAME.get(loss.name)
+    by_name = registry.find("losses", loss.name)
     plain = by_name is not None and type(loss) is by_name and loss.get_config() == by_name(name=loss.name).get_config()
     loss_entry = loss.name if plain else losses.serialize(loss)
     metric_entries = [_serialize_fn_or_obj(m, "keras.metrics") for m in (model._metric_ids or [])]
@@ -283,9 +273,9 @@ def optimizer_from_config(entry):
     config = {k: v for k, v in (entry.get("config") or {}).items() if k not in _DROPPABLE_OPTIMIZER_KEYS}
     if not config.get("decay"):  # Keras 2 legacy optimizers: decay=0.0
         config.pop("decay", None)
-    if class_name.lower() not in optimizers._BY_NAME:
+    if registry.find("optimizers", class_name) is None:
         raise ConfigError(f"Unsupported optimizer {entry['class_name']!r}; rconv has "
-                          f"{sorted(c.__name__ for c in optimizers._BY_NAME.values())}")
+                          f"{registry.names('optimizers')}")
     return optimizers.get({"class_name": class_name, "config": config})
 
 
@@ -326,11 +316,12 @@ def metrics_from_config(entries) -> list:
             cfg = item.get("config") or {}
             name = cfg.get("name")
             if item.get("class_name") == "MeanMetricWrapper":
-                item = name if name in ("accuracy", "acc") or name in metrics._BY_NAME else cfg.get("fn")
+                known = name in ("accuracy", "acc") or registry.find("metrics", name) is not None
+                item = name if known else cfg.get("fn")
                 if isinstance(item, dict):
                     item = _name_of(item)
-            elif item.get("class_name") in metrics._CLASSES:
-                metric = metrics._CLASSES[item["class_name"]]()
+            elif registry.find("metrics", item.get("class_name")) is not None:
+                metric = registry.get("metrics", item["class_name"])()
                 if name:
                     metric.name = name
                 item = metric
