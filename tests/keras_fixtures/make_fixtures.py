@@ -4,7 +4,8 @@
 
 Writes, for each model, the file(s) Keras saves plus `<name>.x.npy` (inputs) and `<name>.y.npy`
 (Keras's predictions on them), so CI (no Keras) can check rconv loads real Keras files and predicts
-the same. Keras 3 files come from `keras`; Keras 2 (tf.keras) legacy `.h5` files from `tf_keras`
+the same (the multi-input/multi-output `multi_io.*` files come from make_multi_io_fixtures.py, called
+here too). Keras 3 files come from `keras`; Keras 2 (tf.keras) legacy `.h5` files from `tf_keras`
 when it is installed. `versions.json` records what produced them.
 """
 import json
@@ -140,6 +141,8 @@ def main():
     versions = {"keras": keras.__version__, "tensorflow": tf.__version__, "backend": keras.backend.backend(),
                 "python": sys.version.split()[0]}
     keras3_fixtures(keras)
+    from make_multi_io_fixtures import multi_io_fixtures  # two-input two-output Functional (multi_io.*)
+    multi_io_fixtures(keras)
     try:
         import tf_keras
     except ImportError:
