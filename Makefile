@@ -1,5 +1,6 @@
-# One entry point for people and CI: `make train` runs the seed MNIST convnet, `make test` runs every test.
-# Both create .venv, install the Python deps and build the Rust extension in release mode first.
+# One entry point for people and CI: `make train` runs the seed MNIST convnet, `make test` runs every test,
+# `make lint` runs the static checks (clippy, ruff, stubtest). They create .venv, install the Python deps
+# and build the Rust extension in release mode first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,12 +8,12 @@ PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 
-.PHONY: build train test test-python test-rust bench clean
+.PHONY: build train test test-python test-rust lint lint-rust lint-python bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard
+	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard ruff mypy
 	touch $@
 
 build: $(VENV)/.deps
@@ -30,7 +31,24 @@ test-python: build
 	# The portable paths (GEMM and loops, what CPUs without AVX-512/AVX2 run) against the same float64 references.
 	RCONV_KERNELS=portable $(PY) -m pytest -q tests/test_ops_conv.py tests/test_ops_conv_pool.py tests/test_ops_pool.py tests/test_ops_dense_activation.py
 
-test: test-rust test-python
+# What `make test` (and so CI) gates on; lint joins once the tree is clean.
+TEST_GATES := test-rust test-python
+test: $(TEST_GATES)
+
+# Static checks. Python paths are the ones ruff checks; its rules are in pyproject.toml.
+LINT_PATHS := python tests benchmarks examples
+
+lint: lint-rust lint-python
+
+lint-rust:
+	@cargo clippy --version >/dev/null 2>&1 || { \
+		echo "make lint: cargo clippy is not installed (rustup component add clippy)" >&2; exit 1; }
+	cargo clippy --release --all-targets --quiet -- -D warnings
+
+# stubtest imports the built extension, so python/rconv/_rconv.pyi is checked against the real bindings.
+lint-python: build
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(PY) -m mypy.stubtest rconv._rconv
 
 bench: build
 	$(PY) benchmarks/ops.py

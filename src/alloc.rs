@@ -50,7 +50,7 @@ fn take(layout: Layout) -> *mut u8 {
         for slot in c.blocks.iter_mut() {
             if slot.2 != 0 && slot.0 == layout.size() && slot.1 == layout.align() {
                 c.bytes -= slot.0;
-                return std::mem::replace(slot, (0, 0, 0)).2 as *mut u8;
+                return std::mem::take(slot).2 as *mut u8;
             }
         }
         std::ptr::null_mut()

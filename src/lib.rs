@@ -38,7 +38,7 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn typed<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    obj.cast::<PyArrayDyn<f32>>().map(|a| a.clone()).map_err(|_| {
+    obj.cast::<PyArrayDyn<f32>>().cloned().map_err(|_| {
         PyTypeError::new_err(format!("{op}: `{name}` must be a float32 numpy array, got {}", describe(obj)))
     })
 }

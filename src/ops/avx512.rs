@@ -31,7 +31,7 @@ pub fn available() -> bool {
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: *const f32, rsa: usize, csa: usize, b: *const f32, ldb: usize,
                     c: *mut f32, ldc: usize, accumulate: bool) {
-    debug_assert!(n % 16 == 0);
+    debug_assert!(n.is_multiple_of(16));
     let mut j = 0;
     while j < n {
         let vectors = ((n - j) / 16).min(4);
@@ -100,7 +100,7 @@ unsafe fn tile<const MR: usize, const NV: usize>(k: usize, a: *const f32, rsa: u
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gather_gemm(n: usize, x: *const f32, base: &[usize], off: &[usize], w: *const f32, bias: Option<*const f32>,
                           relu: bool, out: *mut f32, ldo: usize) {
-    debug_assert!(n % 16 == 0);
+    debug_assert!(n.is_multiple_of(16));
     let mut j = 0;
     while j < n {
         let vectors = ((n - j) / 16).min(4);
@@ -169,7 +169,7 @@ unsafe fn gather_tile<const MR: usize, const NV: usize>(x: *const f32, base: &[u
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn gather_gemm_t(n: usize, x: *const f32, base: &[usize], off: &[usize], g: *const f32, part: *mut f32) {
-    debug_assert!(n % 16 == 0);
+    debug_assert!(n.is_multiple_of(16));
     let mut j = 0;
     while j < n {
         let vectors = ((n - j) / 16).min(4);

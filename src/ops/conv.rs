@@ -12,6 +12,7 @@ use super::activation::mask_by_relu;
 use super::avx512;
 use super::gemm::{affine, column_sums, portable, sgemm, transpose};
 use super::geometry::{Axis, Padding};
+use super::LinearGrads;
 use crate::error::{shape_err, OpResult};
 
 /// Output pixels per parallel work item (an im2col block of 128 × kh·kw·cin stays in L2).
@@ -112,7 +113,7 @@ impl Conv2d {
     /// The left operand for `forward_pixels` and `accumulate_kernel_grad`: few-tap layers whose channels
     /// fill whole vectors gather taps straight from the (padded) input on AVX-512 CPUs, the rest use im2col.
     pub(crate) fn operand<'a>(&self, x: &'a [f32]) -> Operand<'a> {
-        let gathers = self.taps() <= GATHER_MAX_TAPS && self.cout % 16 == 0 && !self.is_pointwise()
+        let gathers = self.taps() <= GATHER_MAX_TAPS && self.cout.is_multiple_of(16) && !self.is_pointwise()
             && !portable() && avx512::available();
         let gather = gathers.then(|| {
             let span = |a: &Axis| (a.output.saturating_sub(1) * a.stride + a.window).max(a.input + a.pad_before);
@@ -274,7 +275,7 @@ impl Conv2d {
     /// Gradients (grad_x if asked, grad_kernel, grad_bias) from the output gradient `dy`. With
     /// `relu_output` (the forward's ReLU output), `dy` is first masked where that output is zero.
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool, relu_output: Option<&[f32]>)
-                    -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+                    -> LinearGrads {
         let dy = &*mask_by_relu(dy, relu_output);
         let lhs = self.operand(x);
         if self.batch * self.pixels_per_image() * self.taps() <= WHOLE_COL_VALUES && !self.is_pointwise() && lhs.gather.is_none() {
@@ -285,7 +286,7 @@ impl Conv2d {
     }
 
     /// The backward pass in cache-sized pixel blocks, for convolutions with many output pixels.
-    fn backward_blocked(&self, lhs: &Operand, kernel: &[f32], dy: &[f32], need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    fn backward_blocked(&self, lhs: &Operand, kernel: &[f32], dy: &[f32], need_dx: bool) -> LinearGrads {
         let (taps, cout) = (self.taps(), self.cout);
         let pixels = self.batch * self.pixels_per_image();
         // grad_kernel (taps × cout) = colᵀ · dy, a reduction over every output pixel. The pixels are cut
@@ -334,7 +335,7 @@ impl Conv2d {
     /// seed convnet's 3×3-output conv3): too few pixels to split the kernel-gradient reduction over
     /// cores, so the whole im2col matrix is built once and the GEMMs split over taps (grad_kernel rows)
     /// and over pixels (grad_x), each output element still summed in one fixed order.
-    fn backward_whole(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    fn backward_whole(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> LinearGrads {
         let (taps, cout, ppi) = (self.taps(), self.cout, self.pixels_per_image());
         let pixels = self.batch * ppi;
         let mut col = vec![0.0f32; pixels * taps];

@@ -16,6 +16,7 @@ use super::gemm::{add_column_sums, transpose};
 use super::simd::multiversion;
 use super::geometry::Padding;
 use super::pool::{max_pool_image, Pool2d, PoolKind};
+use super::LinearGrads;
 use crate::error::{shape_err, OpResult};
 
 /// Marks a pooled output whose gradient goes nowhere: its window's maximum is a ReLU zero.
@@ -83,7 +84,7 @@ impl ConvReluMaxPool {
     /// (grad_x if asked, grad_kernel, grad_bias) from the pooled output's gradient `dy` and the
     /// forward's `winners`.
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], winners: &[u32], need_dx: bool)
-                    -> OpResult<(Option<Vec<f32>>, Vec<f32>, Vec<f32>)> {
+                    -> OpResult<LinearGrads> {
         let conv = &self.conv;
         let (batch, cout) = (self.pool.batch, conv.cout);
         let (out_len, z_len, pixels) = (self.pool.out_image_len(), self.pool.image_len(), conv.pixels_per_image());

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::activation::mask_by_relu;
 use super::gemm::{affine, column_sums, sgemm, transpose};
+use super::LinearGrads;
 use crate::error::{shape_err, OpResult};
 
 /// Rows per parallel work item; fixed so results never depend on the thread count.
@@ -46,7 +47,7 @@ impl Dense {
 
     /// (grad_x if asked, grad_kernel, grad_bias); `relu_output` masks `dy` first, as in `Conv2d::backward`.
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool, relu_output: Option<&[f32]>)
-                    -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+                    -> LinearGrads {
         let dy = &*mask_by_relu(dy, relu_output);
         let (n, k, u) = (self.batch, self.inputs, self.units);
         let dx = need_dx.then(|| {

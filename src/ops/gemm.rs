@@ -33,12 +33,12 @@ pub fn sgemm(
     let (rsb, csb) = if b_t { (1, ldb) } else { (ldb, 1) };
     // Bounds that matrixmultiply relies on; checked here so the unsafe call below is sound.
     if k > 0 {
-        assert!(a.len() >= (m - 1) * rsa + (k - 1) * csa + 1, "sgemm: A too small");
-        assert!(b.len() >= (k - 1) * rsb + (n - 1) * csb + 1, "sgemm: B too small");
+        assert!(a.len() > (m - 1) * rsa + (k - 1) * csa, "sgemm: A too small");
+        assert!(b.len() > (k - 1) * rsb + (n - 1) * csb, "sgemm: B too small");
     }
     assert!(c.len() >= (m - 1) * ldc + n, "sgemm: C too small");
     #[cfg(target_arch = "x86_64")]
-    if !portable() && !a_t && !b_t && n % 16 == 0 && (beta == 0.0 || beta == 1.0) && super::avx512::available() {
+    if !portable() && !a_t && !b_t && n.is_multiple_of(16) && (beta == 0.0 || beta == 1.0) && super::avx512::available() {
         // Safety: the bounds above cover every element the strides reach; the CPU has AVX-512F.
         unsafe {
             super::avx512::sgemm(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, beta != 0.0);

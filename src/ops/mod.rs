@@ -14,3 +14,6 @@ pub mod optim;
 pub mod pool;
 pub mod simd;
 
+/// What the backward of a layer with a kernel and a bias returns: (grad_x if asked, grad_kernel, grad_bias).
+pub type LinearGrads = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
+

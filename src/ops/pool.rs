@@ -75,7 +75,7 @@ impl Pool2d {
     /// For every channel of output (oy, ox), the maximum of the window into `best`. NaN wins, so it
     /// propagates like in TF. Branch-free selects let the loop vectorise over channels.
     #[inline]
-    fn max_window(&self, x: &[f32], oy: usize, ox: usize, best: &mut [f32]) {
+    fn max_window(&self, x: &[f32], (oy, ox): (usize, usize), best: &mut [f32]) {
         let (c, w) = (self.channels, self.cols.input);
         let (rows, cols) = self.window(oy, ox);
         best.copy_from_slice(&x[(rows.start * w + cols.start) * c..][..c]);
@@ -91,7 +91,7 @@ impl Pool2d {
     /// Route `g` to the first cell of each channel's window that holds the maximum `best` (so ties
     /// and NaN go where the forward took them), again without branches.
     #[inline]
-    fn route_max(&self, x: &[f32], oy: usize, ox: usize, best: &[f32], g: &[f32], done: &mut [bool], dx: &mut [f32]) {
+    fn route_max(&self, x: &[f32], (oy, ox): (usize, usize), best: &[f32], g: &[f32], done: &mut [bool], dx: &mut [f32]) {
         let (c, w) = (self.channels, self.cols.input);
         let (rows, cols) = self.window(oy, ox);
         done.fill(false);
@@ -232,11 +232,11 @@ multiversion! {
                     let best: &[f32] = match y {
                         Some(y) => &y[o * c..][..c],
                         None => {
-                            pool.max_window(x, oy, ox, best);
+                            pool.max_window(x, (oy, ox), best);
                             best
                         }
                     };
-                    pool.route_max(x, oy, ox, best, g, done, dx);
+                    pool.route_max(x, (oy, ox), best, g, done, dx);
                 }
                 PoolKind::Avg => {
                     let inv = 1.0 / pool.count(oy, ox) as f32;
