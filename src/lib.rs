@@ -378,8 +378,25 @@ fn affine_transform<'py>(py: Python<'py>, images: &Bound<'py, PyAny>, transforms
     let resample = Resample::new(x.shape(), t.shape(), output_shape, interpolation, fill_mode, fill_value)
         .map_err(shape_error(op))?;
     let (xs, ts) = (slice(&x), slice(&t));
-    let y = run(py, op, || Ok(resample.forward(xs, ts)))?;
+    let y = run(py, op, || resample.forward(xs, ts))?;
     output(py, y, &resample.output_shape())
+}
+
+/// The input gradient of `affine_transform` (its adjoint); `image_shape` = (height, width) of its images.
+#[pyfunction]
+#[pyo3(signature = (grad_y, transforms, interpolation, fill_mode, image_shape=None))]
+fn affine_transform_backward<'py>(py: Python<'py>, grad_y: &Bound<'py, PyAny>, transforms: &Bound<'py, PyAny>,
+                                  interpolation: &str, fill_mode: &str, image_shape: Option<(usize, usize)>)
+                                  -> PyResult<Array<'py>> {
+    let op = "affine_transform_backward";
+    let (g, t) = (input(op, "grad_y", grad_y)?, input(op, "transforms", transforms)?);
+    let interpolation = Interpolation::parse(interpolation).map_err(shape_error(op))?;
+    let fill_mode = FillMode::parse(fill_mode).map_err(shape_error(op))?;
+    let resample = Resample::for_gradient(g.shape(), t.shape(), image_shape, interpolation, fill_mode)
+        .map_err(shape_error(op))?;
+    let (gs, ts) = (slice(&g), slice(&t));
+    let dx = run(py, op, || resample.backward(gs, ts))?;
+    output(py, dx, &resample.input_shape())
 }
 
 /// Threads the kernels run on (RCONV_NUM_THREADS, default: all cores).
@@ -409,6 +426,7 @@ fn _rconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rmsprop_update, m)?)?;
     m.add_function(wrap_pyfunction!(adam_update, m)?)?;
     m.add_function(wrap_pyfunction!(affine_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(affine_transform_backward, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     Ok(())
 }

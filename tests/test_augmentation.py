@@ -50,7 +50,10 @@ def _bilinear_reference(img, zx, zy):
             yi = zy * yo + (h - 1) / 2.0 * (1.0 - zy)
             x0, y0 = int(np.floor(xi)), int(np.floor(yi))
             fx, fy = xi - x0, yi - y0
-            get = lambda yy, xx: img[yy, xx] if 0 <= yy < h and 0 <= xx < w else 0.0
+
+            def get(yy, xx):
+                return img[yy, xx] if 0 <= yy < h and 0 <= xx < w else 0.0
+
             out[yo, xo] = ((1 - fy) * ((1 - fx) * get(y0, x0) + fx * get(y0, x0 + 1))
                            + fy * ((1 - fx) * get(y0 + 1, x0) + fx * get(y0 + 1, x0 + 1)))
     return out

@@ -7,8 +7,12 @@ and resample through `ops.affine_transform` (Rust kernel, TF ImageProjectiveTran
 parallel over images). Random numbers come from the layer's own generator when `seed` is given,
 else from the global `rconv.backend` generator (so `rconv.utils.set_random_seed` makes runs repeatable).
 
-They are preprocessing: no weights and no useful input gradient. `backward` returns zeros (models skip
-backward before their first trainable layer, so this is normally never called).
+They have no weights but are differentiable, like Keras's on TensorFlow: the forward keeps its random
+draws (flip flags, transforms, contrast factors) in the context and `backward` returns the exact input
+gradient of what it did: the flip flipped back, the adjoint of the resampling
+(`ops.affine_transform_backward`) for rotation/zoom/translation, and for contrast the per-channel mean
+term and the clip's zero gradient outside `value_range`. So in ``Conv2D -> RandomFlip -> ...`` the
+convolution trains. At inference they are the identity, forward and backward.
 """
 from __future__ import annotations
 
@@ -30,7 +34,12 @@ def _is_number(value) -> bool:
 
 
 class _RandomAugmentation(Layer):
-    """Shared plumbing: seeding, training switch, rank-3 inputs, identity shapes, zero backward."""
+    """Shared plumbing: seeding, training switch, rank-3 inputs, identity shapes, the backward's checks.
+
+    Subclasses implement ``_augment(images) -> (augmented, state)`` on a float32 NHWC batch and
+    ``_input_grad(state, grad) -> grad_images`` with the state their forward kept."""
+
+    skips_input_grad = True  # backward(..., need_input_grad=False) is supported
 
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -61,16 +70,29 @@ class _RandomAugmentation(Layer):
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__} '{self.name}' expects images of rank 3 or 4 (NHWC), got "
                              f"shape {x.shape}")
-        y = self._augment(np.ascontiguousarray(x)) if len(x) else x
-        return (y[0] if unbatched else y), np.shape(inputs)
+        y, state = self._augment(np.ascontiguousarray(x)) if len(x) else (x, None)
+        return (y[0] if unbatched else y), (np.shape(inputs), state)
 
-    def _augment(self, images: np.ndarray) -> np.ndarray:
+    def _augment(self, images: np.ndarray):
         raise NotImplementedError
 
-    def backward(self, ctx, grad_outputs):
+    def _input_grad(self, state, grad: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         if ctx is None:  # inference: identity
             return grad_outputs, []
-        return np.zeros(ctx, np.float32), []
+        shape, state = ctx
+        g = np.asarray(grad_outputs)
+        if g.shape != tuple(shape):
+            raise ValueError(f"{type(self).__name__} '{self.name}': grad_outputs has shape {g.shape}, expected the "
+                             f"output shape {tuple(shape)}")
+        g = np.ascontiguousarray(g, dtype=np.float32)
+        if state is None:  # empty batch
+            return g, []
+        return self._input_grad(state, g.reshape((-1,) + g.shape[-3:])).reshape(shape), []
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
@@ -92,8 +114,13 @@ class _AffineAugmentation(_RandomAugmentation):
     def _augment(self, images):
         n, h, w, _ = images.shape
         transforms = np.ascontiguousarray(self._transforms(n, h, w), dtype=np.float32)
-        return ops.affine_transform(images, transforms, interpolation=self.interpolation,
-                                    fill_mode=self.fill_mode, fill_value=float(self.fill_value))
+        out = ops.affine_transform(images, transforms, interpolation=self.interpolation,
+                                   fill_mode=self.fill_mode, fill_value=float(self.fill_value))
+        return out, transforms
+
+    def _input_grad(self, transforms, grad):
+        return ops.affine_transform_backward(grad, transforms, interpolation=self.interpolation,
+                                             fill_mode=self.fill_mode)
 
     def _transforms(self, n: int, height: int, width: int) -> np.ndarray:
         """(n, 8) projective transforms mapping output pixels to input points."""
@@ -176,6 +203,12 @@ class RandomFlip(_RandomAugmentation):
 
     def _augment(self, images):
         flips = self._generator().uniform(size=len(images)) <= 0.5
+        return self._flip(images, flips), flips
+
+    def _input_grad(self, flips, grad):
+        return self._flip(grad, flips)  # a flip is its own transpose
+
+    def _flip(self, images, flips):
         out = images.copy()
         idx = np.flatnonzero(flips)
         if len(idx):
@@ -284,7 +317,11 @@ class RandomTranslation(_AffineAugmentation):
 @register("layers", "RandomContrast")
 class RandomContrast(_RandomAugmentation):
     """Per image and channel: ``(x - mean) * c + mean`` with c drawn in ``[1 - lower, 1 + upper]``, then
-    clipped to `value_range`. As in Keras 3, a number f gives ``factor=(0, f)``, i.e. c in [1, 1 + f]."""
+    clipped to `value_range`. As in Keras 3, a number f gives ``factor=(0, f)``, i.e. c in [1, 1 + f].
+
+    Gradient: with g the output gradient where the clip let the value through (TensorFlow's
+    ``clip_by_value``: zero strictly outside the range, passed at its ends), the input gradient is
+    ``c * g + (1 - c) * mean(g)`` over each image channel's pixels (the mean depends on every pixel)."""
 
     def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -298,8 +335,17 @@ class RandomContrast(_RandomAugmentation):
         c = self._generator().uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=n).astype(np.float32)
         mean = images.mean(axis=(1, 2), keepdims=True, dtype=np.float32)
         out = (images - mean) * c[:, None, None, None] + mean
-        np.clip(out, self.value_range[0], self.value_range[1], out=out)
-        return out.astype(np.float32, copy=False)
+        low, high = self.value_range
+        clipped = (out < low) | (out > high)
+        np.clip(out, low, high, out=out)
+        return out.astype(np.float32, copy=False), (c, clipped if clipped.any() else None)
+
+    def _input_grad(self, state, grad):
+        c, clipped = state
+        if clipped is not None:
+            grad = np.where(clipped, np.float32(0), grad)
+        c = c[:, None, None, None]
+        return grad * c + (1 - c) * grad.mean(axis=(1, 2), keepdims=True, dtype=np.float32)
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor), "value_range": list(self.value_range),
