@@ -27,11 +27,14 @@ _INTERPOLATIONS = {"bilinear": "bilinear", "nearest": "nearest", "bicubic": "bic
 
 
 class Dataset:
-    """Minimal tf.data-like base: subclasses define ``__iter__`` (one pass) and ``__len__``."""
+    """Minimal tf.data-like base: subclasses define ``__iter__`` (one pass) and ``__len__``. Like tf.data,
+    ``len()`` of an endless dataset (``repeat()``) raises TypeError, so fit needs ``steps_per_epoch``."""
 
     def take(self, count):
-        return _Derived(self, lambda: itertools.islice(iter(self), count) if count >= 0 else iter(self),
-                        lambda: len(self) if count < 0 else min(count, len(self)))
+        def length():
+            n = _length(self)
+            return len(self) if count < 0 else (count if n is None else min(count, n))
+        return _Derived(self, lambda: itertools.islice(iter(self), count) if count >= 0 else iter(self), length)
 
     def skip(self, count):
         return _Derived(self, lambda: itertools.islice(iter(self), count, None),
@@ -44,10 +47,22 @@ class Dataset:
         return _Derived(self, run, lambda: len(self))
 
     def repeat(self, count=None):
+        endless = count is None or count < 0
+
         def run():
-            for _ in (itertools.count() if count is None or count < 0 else range(count)):
-                yield from self
-        return _Derived(self, run, lambda: len(self) * (count if count is not None and count >= 0 else 1))
+            for _ in (itertools.count() if endless else range(count)):
+                produced = False
+                for el in self:
+                    produced = True
+                    yield el
+                if not produced:  # repeating an empty dataset gives an empty dataset (tf.data)
+                    return
+
+        def length():
+            if endless:
+                raise TypeError("The dataset is infinite.")
+            return len(self) * count
+        return _Derived(self, run, length)
 
     def prefetch(self, buffer_size=None):
         return self  # batches are already produced ahead by a background thread
@@ -98,6 +113,14 @@ class _Cached(Dataset):
 
     def __len__(self):
         return len(self._items) if self._items is not None else len(self._parent)
+
+
+def _length(ds):
+    """``len(ds)``, or None for an endless dataset."""
+    try:
+        return len(ds)
+    except TypeError:
+        return None
 
 
 def _produce(owner, key):
