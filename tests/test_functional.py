@@ -111,7 +111,7 @@ def test_functional_equals_sequential_predictions_and_sgd_step():
     for m in (seq, fun):
         m.compile(optimizer=rconv.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    assert fun._fused() and seq._fused()  # softmax fused with the loss in both
+    assert all(m._compile_loss.fused_slots(m._plan) for m in (fun, seq))  # softmax fused with the loss in both
     l_seq = seq.train_on_batch(xs, ys)
     l_fun = fun.train_on_batch(xs, ys)
     assert l_seq == pytest.approx(l_fun, rel=1e-6)

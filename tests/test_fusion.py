@@ -1,17 +1,25 @@
-"""Conv2D(relu) + MaxPooling2D fusion at the model level (layers/fusion.py): Sequential and functional
-models give the same predictions (bit for bit), gradients and training as with `fusion.ENABLED = False`,
+"""Conv2D(relu) + MaxPooling2D fusion, a pass over the model's plan (graph/passes.py): Sequential and functional
+models give the same predictions (bit for bit), gradients and training as with the fusion switched off
+(`rconv.config.disable_kernel_fusion()`),
 fuse exactly the pairs they may (spied on the fused kernel), and stay deterministic."""
 import numpy as np
 import pytest
 
 import rconv
 from rconv import backend, layers, ops
-from rconv.layers import fusion
+from rconv import config
+from rconv.graph import passes
 
 
 @pytest.fixture(autouse=True)
 def fresh_session():
     backend.clear_session()
+    yield
+    config.enable_kernel_fusion()
+
+
+def set_fusion(enabled):
+    (config.enable_kernel_fusion if enabled else config.disable_kernel_fusion)()
 
 
 @pytest.fixture
@@ -128,7 +136,7 @@ def _targets(model, y):
 
 
 def _train(make, enabled, monkeypatch):
-    monkeypatch.setattr(fusion, "ENABLED", enabled)
+    set_fusion(enabled)
     model, _ = _build(make)
     x, y = _data()
     y = _targets(model, y)
@@ -143,11 +151,11 @@ def test_fused_equals_unfused(make, spy, monkeypatch):
     x, _ = _data()
     fused = model.predict(x, verbose=0)
     assert spy["forward"] == n_fused  # one batch: every fusable pair ran fused, the others did not
-    monkeypatch.setattr(fusion, "ENABLED", False)
+    set_fusion(False)
     plain = model.predict(x, verbose=0)
     assert spy["forward"] == n_fused
     assert np.array_equal(fused, plain)
-    monkeypatch.setattr(fusion, "ENABLED", True)  # switching back fuses again
+    set_fusion(True)  # switching back fuses again
     assert np.array_equal(model.predict(x, verbose=0), plain) and spy["forward"] == 2 * n_fused
 
     w_fused, loss_fused = _train(make, True, monkeypatch)
@@ -171,7 +179,7 @@ def test_gradients_match_unfused(make, need_input_grad, spy, monkeypatch):
 
     gx_fused, g_fused = grads()
     assert spy["forward"] == len(spy["backward"]) == n_fused
-    monkeypatch.setattr(fusion, "ENABLED", False)
+    set_fusion(False)
     gx_plain, g_plain = grads()
     assert spy["forward"] == n_fused
     if need_input_grad:
@@ -202,7 +210,7 @@ def test_backward_after_inference_forward(monkeypatch):
     g = np.ones((4, 3), np.float32)
     _, tape = model.forward(x, training=False)  # no winners were recorded: the backward finds them
     gx, grads = model.backward(tape, g)
-    monkeypatch.setattr(fusion, "ENABLED", False)
+    set_fusion(False)
     _, tape = model.forward(x, training=True)
     gx_plain, grads_plain = model.backward(tape, g)
     _close(gx, gx_plain)
@@ -213,7 +221,7 @@ def test_backward_after_inference_forward(monkeypatch):
 @pytest.mark.parametrize("make", [seq_seed, fn_chain])
 def test_frozen_first_conv_trains(make, spy, monkeypatch):
     def run(enabled):
-        monkeypatch.setattr(fusion, "ENABLED", enabled)
+        set_fusion(enabled)
         rconv.utils.set_random_seed(0)
         model, _ = make()
         convs = [l for l in model.layers if isinstance(l, layers.Conv2D)]
@@ -259,11 +267,22 @@ def test_fused_training_is_deterministic(make, monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
 
 
-def test_fusion_plan_is_cached_per_plan(spy):
+def test_fusion_pass_is_cached_per_plan(spy):
     model, _ = _build(fn_chain)
     x, _ = _data(n=2)
     model.predict(x, verbose=0)
-    pairs = model._fusion()
-    assert len(pairs) == 2 and model._fusion() is pairs  # decided once
-    model._map_graph()  # a rebuilt plan decides again
-    assert model._fusion() is not pairs and model._fusion() == pairs
+    steps = passes.variant(model._plan)
+    assert sum(s is not None and s.skip for s in steps) == 2  # two conv nodes run inside their pool nodes
+    assert passes.variant(model._plan) is steps  # decided once per plan and setting
+    set_fusion(False)
+    plain = passes.variant(model._plan)
+    assert plain is model._plan.steps and not any(s is not None and s.skip for s in plain)
+
+
+def test_fusion_setting_from_environment():
+    import subprocess
+    import sys
+    code = "import rconv; print(rconv.config.is_kernel_fusion_enabled())"
+    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "RCONV_FUSION": "0"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -80,7 +80,7 @@ def test_real_keras_configs_map_onto_rconv():
     assert small.name == "small_functional" and small.layers[8].rate == 0.25
     assert type(small.optimizer).__name__ == "RMSprop"
     k2 = _load("tfkeras2_small.h5")
-    assert k2._input_batch_shape == (None, 10, 10, 1) and k2.optimizer.beta_2 == 0.999
+    assert k2.input_shape == (None, 10, 10, 1) and k2.optimizer.beta_2 == 0.999
 
 
 def test_real_keras_weights_files_load_into_rconv_models():
@@ -275,7 +275,7 @@ def test_handwritten_tfkeras2_h5_file(tmp_path, slot_order):
     model = saving.load_model(path)
     x = np.random.default_rng(2).random((4, 8, 8, 2), dtype=np.float32)
     np.testing.assert_allclose(model.predict(x, verbose=0), _np_forward(x, k, b, k2, b2), atol=1e-5)
-    assert model._input_batch_shape == (None, 8, 8, 2) and model.optimizer.iterations == 4
+    assert model.input_shape == (None, 8, 8, 2) and model.optimizer.iterations == 4
     for var, (m_expected, v_expected) in zip(model.trainable_weights, [
             (slots[(n, "m")], slots[(n, "v")]) for n in values]):
         m, v = model.optimizer._slots_for(var)

@@ -69,7 +69,7 @@ def test_layers_hides_input_layer_pop_and_input_tensor():
     assert model.layers[0].kernel.shape == (6, 3)  # built as soon as the input is known
     popped = model.pop()
     assert popped.name == "dense_1" and len(model.layers) == 1
-    assert model._output_batch_shape == (None, 3)
+    assert model.output_shape == (None, 3)
     with pytest.raises(TypeError, match="Only instances"):
         model.add("dense")
 

@@ -3,11 +3,13 @@
 `import rconv as keras` gives the Keras names: `keras.Sequential`, `keras.layers.Dense`, ...
 """
 from . import ops
-from . import activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers, utils
+from . import activations, backend, callbacks, config, initializers, layers, losses, metrics, models, optimizers, utils
 from . import saving
 from . import applications
+from .keras_tensor import KerasTensor
 from .layers import Input
 from .models import Model, Sequential
+from .variables import Variable
 
 __version__ = "0.1.0"
 

@@ -121,6 +121,17 @@ class MeanSquaredError(Mean):
         super().update_state(value, len(y_pred))
 
 
+@registry.register("metrics", "MeanAbsoluteError", "mean_absolute_error", "mae")
+class MeanAbsoluteError(Mean):
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(name)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = np.asarray(y_pred, np.float32)
+        diff = np.abs(np.asarray(y_true, np.float32).reshape(y_pred.shape) - y_pred)
+        super().update_state(float(diff.mean(dtype=np.float64)) if diff.size else 0.0, len(y_pred))
+
+
 _BY_FUNCTION = {categorical_accuracy: CategoricalAccuracy, sparse_categorical_accuracy: SparseCategoricalAccuracy,
                 binary_accuracy: BinaryAccuracy, accuracy: Accuracy}
 

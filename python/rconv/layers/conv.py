@@ -52,24 +52,18 @@ class Conv2D(Layer):
                              f"(output would be {out})")
         return out
 
-    @property
-    def output_activation_name(self):
-        return activations.name_of(self.activation)
-
-    skips_input_grad = True  # backward(..., need_input_grad=False) is supported
-
-    def forward(self, inputs, training=False, apply_activation=True):
+    def forward(self, inputs, training=False):
         bias = self.bias.value if self.use_bias else None
-        fuse = apply_activation and self.activation is activations.relu  # ReLU runs inside the kernel
+        fuse = self.activation is activations.relu  # ReLU runs inside the kernel
         z = ops.conv2d(inputs, self.kernel.value, bias, self.strides, self.padding,
                        activation="relu" if fuse else None)
-        y = self.activation(z) if apply_activation and not fuse else z
-        return y, (inputs, y, apply_activation)
+        y = z if fuse else self.activation(z)
+        return y, (inputs, y)
 
     def backward(self, ctx, grad_outputs, need_input_grad=True):
-        x, y, applied = ctx
-        fuse = applied and self.activation is activations.relu
-        g = activations.backward(self.activation, y, grad_outputs) if applied and not fuse else grad_outputs
+        x, y = ctx
+        fuse = self.activation is activations.relu
+        g = grad_outputs if fuse else activations.backward(self.activation, y, grad_outputs)
         grad_x, grad_k, grad_b = ops.conv2d_backward(x, self.kernel.value, g, self.strides, self.padding,
                                                      relu_output=y if fuse else None,
                                                      need_grad_x=need_input_grad)

@@ -29,7 +29,8 @@ class InputLayer(Layer):
         self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
         self.built = True
         self._output_shape = self.batch_shape
-        self.output = KerasTensor(self.batch_shape, name=self.name, history=(self, []))
+        tensor = KerasTensor(self.batch_shape, name=self.name, history=(self, []))
+        self._inbound_nodes = [(tensor, tensor)]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -37,7 +38,9 @@ class InputLayer(Layer):
     def forward(self, inputs, training=False):
         return inputs, None
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         return grad_outputs, []
 
     def get_config(self):
@@ -65,7 +68,9 @@ class Flatten(Layer):
     def forward(self, inputs, training=False):
         return inputs.reshape(inputs.shape[0], -1), inputs.shape
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         return grad_outputs.reshape(ctx), []
 
     def get_config(self):
@@ -99,7 +104,9 @@ class Dropout(Layer):
         mask = keep * np.float32(1.0 / (1.0 - self.rate))
         return inputs * mask, mask
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         return (grad_outputs if ctx is None else grad_outputs * ctx), []
 
     def get_config(self):
@@ -115,17 +122,14 @@ class Activation(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    @property
-    def output_activation_name(self):
-        return activations.name_of(self.activation)
+    def forward(self, inputs, training=False):
+        y = self.activation(inputs)
+        return y, y
 
-    def forward(self, inputs, training=False, apply_activation=True):
-        y = self.activation(inputs) if apply_activation else inputs
-        return y, (y, apply_activation)
-
-    def backward(self, ctx, grad_outputs):
-        y, applied = ctx
-        return (activations.backward(self.activation, y, grad_outputs) if applied else grad_outputs), []
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
+        return activations.backward(self.activation, ctx, grad_outputs), []
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
@@ -177,7 +181,9 @@ class Rescaling(Layer):
             y += self._offset
         return y, None
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         return grad_outputs * self._scale, []
 
     def get_config(self):

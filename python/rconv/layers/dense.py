@@ -33,27 +33,21 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    @property
-    def output_activation_name(self):
-        return activations.name_of(self.activation)
-
-    skips_input_grad = True  # backward(..., need_input_grad=False) is supported
-
-    def forward(self, inputs, training=False, apply_activation=True):
+    def forward(self, inputs, training=False):
         lead = inputs.shape[:-1]
         x2 = inputs.reshape(-1, inputs.shape[-1]) if inputs.ndim != 2 else inputs
-        fuse = apply_activation and self.activation is activations.relu  # ReLU runs inside the kernel
+        fuse = self.activation is activations.relu  # ReLU runs inside the kernel
         z = ops.dense(x2, self.kernel.value, self.bias.value if self.use_bias else None,
                       activation="relu" if fuse else None)
         if inputs.ndim != 2:
             z = z.reshape(lead + (self.units,))
-        y = self.activation(z) if apply_activation and not fuse else z
-        return y, (inputs, y, apply_activation)
+        y = z if fuse else self.activation(z)
+        return y, (inputs, y)
 
     def backward(self, ctx, grad_outputs, need_input_grad=True):
-        x, y, applied = ctx
-        fuse = applied and self.activation is activations.relu
-        g = activations.backward(self.activation, y, grad_outputs) if applied and not fuse else grad_outputs
+        x, y = ctx
+        fuse = self.activation is activations.relu
+        g = grad_outputs if fuse else activations.backward(self.activation, y, grad_outputs)
         grad_x, grad_k, grad_b = ops.dense_backward(
             x.reshape(-1, x.shape[-1]), self.kernel.value, g.reshape(-1, self.units),
             relu_output=y.reshape(-1, self.units) if fuse else None, need_grad_x=need_input_grad)

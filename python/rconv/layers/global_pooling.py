@@ -26,7 +26,9 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     def forward(self, inputs, training=False):
         return inputs.mean(axis=(1, 2), keepdims=self.keepdims, dtype=np.float32), inputs.shape
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         n, h, w, c = ctx
         g = grad_outputs.reshape(n, 1, 1, c) * np.float32(1.0 / (h * w))
         return np.ascontiguousarray(np.broadcast_to(g, ctx), dtype=np.float32), []
@@ -38,7 +40,9 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         y = inputs.max(axis=(1, 2), keepdims=True)
         return (y if self.keepdims else y.reshape(y.shape[0], y.shape[3])), (inputs, y)
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         x, y = ctx
         n, _, _, c = x.shape
         flat = x.reshape(n, -1, c)

@@ -1,20 +1,25 @@
 """`Layer`: the Keras layer contract, plus the explicit backward pass rconv needs (no autodiff).
 
-Training protocol (used by models; a functional DAG model can use it unchanged):
+Training protocol (the one graph executor, `graph/executor.py`, runs every layer and model through it):
 
 * ``forward(inputs, training) -> (outputs, ctx)``: ``ctx`` is whatever ``backward`` needs (inputs,
-  outputs, masks). Nothing is cached on the layer, so one layer can be used at several places.
-* ``backward(ctx, grad_outputs) -> (grad_inputs, grads)``: ``grads`` is aligned with ``self.weights``.
+  outputs, masks). Nothing is cached on the layer, so one layer can be used at several places. A layer
+  called on a list (merge layers) gets a list. Non-trainable state changes go through `add_update`.
+* ``backward(ctx, grad_outputs, need_input_grad=True) -> (grad_inputs, grads)``: ``grads`` is aligned with
+  ``self.weights``; without ``need_input_grad`` the input gradient is not computed (None).
+* The walk's `graph.context.CallContext` carries the training flag, the trainable set and the updates.
 
 Keras-style eager use, ``layer(x)`` / ``call(x)``, is ``forward`` with the context dropped.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from .. import backend
+from ..graph import context
 from ..keras_tensor import KerasTensor
 from ..variables import Variable
 
@@ -36,6 +41,22 @@ def shape_str(shape) -> str:
 
 
 class Layer:
+    def __init_subclass__(cls, **kwargs):
+        """Like Keras's `build` wrapper: a `build` that returns marks the layer built, whoever called it
+        (a user's `layer.build(shape)` must not be followed by a second build that drops weights)."""
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_marks_built", False):
+            @functools.wraps(build)
+            def build_and_mark(self, input_shape=None, *args, **kw):
+                result = build(self, input_shape, *args, **kw)
+                if input_shape is not None:
+                    self._build_input_shape = _freeze_shape(input_shape)
+                self.built = True
+                return result
+            build_and_mark._marks_built = True
+            cls.build = build_and_mark
+
     def __init__(self, trainable: bool = True, name: str | None = None, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
         if kwargs:
@@ -47,6 +68,7 @@ class Layer:
         self._weights: list[Variable] = []
         self._build_input_shape = None
         self._output_shape = None
+        self._inbound_nodes: list = []  # (input KerasTensor(s), output KerasTensor) per symbolic call
         # Keras 2-style input hints; Sequential turns them into an InputLayer.
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
@@ -66,6 +88,11 @@ class Layer:
                        trainable=trainable, path=f"{self.name}/{name}")
         self._weights.append(var)
         return var
+
+    def add_update(self, variable: Variable, value) -> None:
+        """Change non-trainable state from a forward pass (moving statistics). Inside a model's walk the
+        executor applies it after the forward (`graph/context.py`); outside one it is assigned at once."""
+        context.record_update(variable, value)
 
     @property
     def dtype(self) -> str:
@@ -123,16 +150,53 @@ class Layer:
     # --- building and shapes -----------------------------------------------------------------------
     def build(self, input_shape) -> None:
         """Create weights for `input_shape` (batch dim included, may be None). Default: no weights."""
+        self.built = True
+
+    build._marks_built = True
 
     def _maybe_build(self, input_shape) -> None:
         if not self.built:
-            input_shape = tuple(input_shape)
+            input_shape = _freeze_shape(input_shape)
             self.build(input_shape)
             self._build_input_shape = input_shape
             self.built = True
 
     def compute_output_shape(self, input_shape):
-        raise NotImplementedError(f"Layer {type(self).__name__} does not implement compute_output_shape")
+        """Default: trace `call` on zeros (unknown dimensions taken as 1), as Keras traces
+        `compute_output_spec`; layers with cheaper shape rules override this."""
+        def zeros(shape):
+            if isinstance(shape, list):
+                return [zeros(s) for s in shape]
+            return np.zeros(tuple(1 if d is None else d for d in shape), np.float32)
+        first = input_shape[0] if isinstance(input_shape, list) else input_shape
+        out = np.shape(self.call(zeros(input_shape), training=False))
+        if out and first and first[0] is None:
+            out = (None,) + tuple(out[1:])
+        return tuple(out)
+
+    def _node_attr(self, position: int, what: str):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called and thus has no defined {what}.")
+        return self._inbound_nodes[0][position]
+
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's first symbolic call (Keras: node 0)."""
+        return self._node_attr(0, "input")
+
+    @property
+    def output(self):
+        """The output tensor of the layer's first symbolic call (Keras: node 0)."""
+        return self._node_attr(1, "output")
+
+    @property
+    def input_shape(self):
+        if self._inbound_nodes:
+            x = self.input
+            return [t.shape for t in x] if isinstance(x, list) else x.shape
+        if self._build_input_shape is not None:
+            return self._build_input_shape
+        raise AttributeError(f"The layer '{self.name}' has never been called and thus has no defined input shape.")
 
     @property
     def output_shape(self):
@@ -142,32 +206,51 @@ class Layer:
         return self._output_shape
 
     # --- computation -------------------------------------------------------------------------------
-    def __call__(self, inputs, training: bool = False):
-        if isinstance(inputs, KerasTensor):  # symbolic call: shapes only, record the graph edge
-            self._maybe_build(inputs.shape)
-            out_shape = tuple(self.compute_output_shape(inputs.shape))
+    def __call__(self, inputs, training=None):
+        if _is_symbolic(inputs):  # symbolic call: shapes only, record the graph node
+            parents = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            if not all(isinstance(t, KerasTensor) for t in parents):
+                raise ValueError(f"{type(self).__name__} '{self.name}': all inputs must be KerasTensors when any "
+                                 f"is; got {[type(t).__name__ for t in parents]}")
+            shapes = [t.shape for t in parents] if isinstance(inputs, (list, tuple)) else inputs.shape
+            self._maybe_build(shapes)
+            out_shape = tuple(self.compute_output_shape(_freeze_shape(shapes)))
             self._output_shape = out_shape
-            return KerasTensor(out_shape, name=self.name, history=(self, [inputs]))
-        x = np.asarray(inputs)
-        self._maybe_build(x.shape)
-        return self.call(x, training=training)
+            out = KerasTensor(out_shape, name=self.name, history=(self, parents))
+            self._inbound_nodes.append((list(inputs) if isinstance(inputs, (list, tuple)) else inputs, out))
+            return out
+        x = _as_arrays(inputs)
+        self._maybe_build([a.shape for a in x] if isinstance(x, list) else x.shape)
+        with context.scope(training=bool(training)):
+            return self.call(x, training=training)
 
-    def call(self, inputs, training: bool = False):
+    def call(self, inputs, training=None):
         if type(self).forward is Layer.forward:
             raise NotImplementedError(f"Layer {type(self).__name__} must implement `forward` (or `call`)")
         return self.forward(inputs, training=training)[0]
 
-    def forward(self, inputs, training: bool = False):
-        """Default for `call`-only layers: no context, so no backward."""
+    def forward(self, inputs, training=False):
+        """Default for `call`-only layers: no context, so no backward (see `differentiable`)."""
         return self.call(inputs, training=training), None
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
         raise NotImplementedError(f"Layer '{self.name}' ({type(self).__name__}) has no backward pass; "
                                   "rconv has no autodiff, so trainable models need layers with `backward`")
 
-    # Name of the output activation a loss may fuse with ('softmax', 'sigmoid') or None. Layers that
-    # return a name must accept `forward(..., apply_activation=False)` and then return the logits.
-    output_activation_name = None
+    @property
+    def differentiable(self) -> bool:
+        """Whether gradients can flow through this layer (it defines `backward`)."""
+        return type(self).backward is not Layer.backward
+
+    @property
+    def output_activation_name(self):
+        """Name of the layer's own output activation ('softmax', 'sigmoid', ...) or None; the graph pass that
+        fuses a final softmax/sigmoid into the loss (`graph/passes.py`) reads it."""
+        activation = getattr(self, "activation", None)
+        if activation is None:
+            return None
+        from .. import activations
+        return activations.name_of(activation)
 
     # --- serialization -----------------------------------------------------------------------------
     def get_config(self) -> dict:
@@ -179,6 +262,25 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _freeze_shape(shape):
+    if isinstance(shape, list) and shape and isinstance(shape[0], (list, tuple)):
+        return [tuple(s) for s in shape]
+    return tuple(shape)
+
+
+def _is_symbolic(inputs) -> bool:
+    if isinstance(inputs, KerasTensor):
+        return True
+    return isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)
+
+
+def _as_arrays(inputs):
+    if isinstance(inputs, (list, tuple)):
+        return [_as_arrays(x) for x in inputs]
+    x = np.asarray(inputs)
+    return x.astype(np.float32) if x.dtype != np.float32 else x
 
 
 def conv_output_length(length, window: int, stride: int, padding: str):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..keras_tensor import KerasTensor
 from .layer import Layer
 from ..registry import register
 
@@ -19,26 +18,11 @@ class _Merge(Layer):
                              f"of inputs. Received: inputs={inputs!r}")
         return list(inputs)
 
-    def __call__(self, inputs, training: bool = False):
-        inputs = self._check_list(inputs)
-        if any(isinstance(x, KerasTensor) for x in inputs):
-            if not all(isinstance(x, KerasTensor) for x in inputs):
-                raise ValueError(f"{type(self).__name__} '{self.name}': mix of symbolic and concrete inputs")
-            shapes = [tuple(x.shape) for x in inputs]
-            self._maybe_build(shapes)
-            out_shape = tuple(self.compute_output_shape(shapes))
-            self._output_shape = out_shape
-            return KerasTensor(out_shape, name=self.name, history=(self, inputs))
-        arrays = [np.asarray(x, dtype=np.float32) for x in inputs]
-        self._maybe_build([a.shape for a in arrays])
-        return self.forward(arrays, training=training)[0]
-
-    def _maybe_build(self, input_shape) -> None:
-        if not self.built:
-            shapes = [tuple(s) for s in input_shape]
-            self.build(shapes)
-            self._build_input_shape = shapes
-            self.built = True
+    def _check_shapes(self, input_shape) -> list:
+        if not isinstance(input_shape, list) or not all(isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"A merge layer ({type(self).__name__} '{self.name}') should be called on a list "
+                             f"of inputs. Received input shape: {input_shape!r}")
+        return [tuple(s) for s in input_shape]
 
 
 def _merge_dim(a, b):
@@ -57,7 +41,7 @@ class Add(_Merge):
         self.compute_output_shape(input_shape)
 
     def compute_output_shape(self, input_shape):
-        shapes = [tuple(s) for s in input_shape]
+        shapes = self._check_shapes(input_shape)
         out = shapes[0]
         for s in shapes[1:]:
             if len(s) != len(out):
@@ -75,7 +59,9 @@ class Add(_Merge):
             y += x
         return y, len(inputs)
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         return [grad_outputs] * ctx, []
 
 
@@ -89,7 +75,7 @@ class Concatenate(_Merge):
         self.compute_output_shape(input_shape)
 
     def compute_output_shape(self, input_shape):
-        shapes = [tuple(s) for s in input_shape]
+        shapes = self._check_shapes(input_shape)
         rank = len(shapes[0])
         if any(len(s) != rank for s in shapes):
             raise ValueError(f"Concatenate '{self.name}': inputs must have the same rank, got {shapes}")
@@ -114,7 +100,9 @@ class Concatenate(_Merge):
         sizes = [x.shape[axis] for x in inputs]
         return np.concatenate(inputs, axis=axis), (axis, sizes)
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         axis, sizes = ctx
         splits = np.cumsum(sizes)[:-1]
         return [np.ascontiguousarray(g) for g in np.split(grad_outputs, splits, axis=axis)], []

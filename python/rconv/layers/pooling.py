@@ -38,7 +38,9 @@ class _Pooling2D(Layer):
         outputs = type(self)._forward_op(inputs, self.pool_size, self.strides, self.padding)
         return outputs, (inputs, outputs)
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         inputs, _ = ctx
         return type(self)._backward_op(inputs, grad_outputs, self.pool_size, self.strides, self.padding), []
 
@@ -52,7 +54,9 @@ class MaxPooling2D(_Pooling2D):
     _forward_op = staticmethod(ops.max_pool2d)
     _backward_op = staticmethod(ops.max_pool2d_backward)
 
-    def backward(self, ctx, grad_outputs):
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
         inputs, outputs = ctx  # the saved maxima spare the kernel a second pass over every window
         return ops.max_pool2d_backward(inputs, grad_outputs, self.pool_size, self.strides, self.padding,
                                        y=outputs), []

@@ -1,32 +1,32 @@
-"""`Model`: compile / fit / evaluate / predict on top of any layer graph.
+"""`Model`: a layer made of a graph of layers; the base of `Sequential` and functional models.
 
-A subclass provides the graph through the Layer training protocol (see `layers/layer.py`):
-``forward(x, training, apply_activation) -> (y, tape)``, ``backward(tape, grad) -> (grad_x, grads)``
-with ``grads`` aligned to ``self.weights``, plus ``_ensure_built(input_shape)``, ``_input_batch_shape``,
-``_output_batch_shape`` and ``output_activation_name``. `Sequential` walks a list; a functional
-DAG model can implement the same four things and reuse everything here.
+Both kinds hold one `graph.plan.Plan` (`self._plan`, None until the model's input is known) and run it
+through the one executor (`graph/executor.py`), as a model in training (`trainer.py`) and as a layer
+inside another model (``forward``/``backward`` below). The inputs and outputs may be a tensor, a list
+or a dict of tensors (`self._inputs_struct`, `self._outputs_struct`), as in Keras 3.
 """
 from __future__ import annotations
 
+import json
 import math
-import warnings
 
 import numpy as np
 
-from .. import backend
-from .. import callbacks as callbacks_module
-from .. import losses as losses_module
-from .. import metrics as metrics_module
-from .. import optimizers as optimizers_module
+from .. import saving
+from ..graph import context, executor, passes
+from ..graph.plan import Plan, flatten
+from ..keras_tensor import KerasTensor
 from ..layers.layer import Layer, shape_str
-from . import data_adapters
+from ..saving import model_config
+from .summary import print_summary
+from .trainer import Trainer
 
 
 def _shape_compatible(expected, found) -> bool:
     return len(expected) == len(found) and all(e is None or e == f for e, f in zip(expected[1:], found[1:]))
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     def __new__(cls, *args, **kwargs):
         # `Model(inputs, outputs)` builds a functional model, as in Keras.
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
@@ -37,33 +37,106 @@ class Model(Layer):
     def __init__(self, *args, name=None, trainable=True, **kwargs):
         if args or "inputs" in kwargs or "outputs" in kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected positional/inputs/outputs arguments")
-        super().__init__(name=name, trainable=trainable, **kwargs)
-        self._compiled_trainable = None  # the trainable set, captured at the first train step after compile
-        self.optimizer = None
-        self.loss = None
-        self.compiled = False
-        self.stop_training = False
-        self.history = None
-        self._metric_ids = []
-        self._metrics = None  # resolved on first use, when target/output shapes are known
+        Layer.__init__(self, name=name, trainable=trainable, **kwargs)
+        self._plan = None
+        self._inputs_struct = self._outputs_struct = None
+        self._init_trainer()
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        if cls is Model and "input_layers" in config:  # like Keras: a functional model's config
-            from .functional import functional_from_config
-            return functional_from_config(config)
-        return super().from_config(config)
+        return model_config.model_from_config({"class_name": "Functional" if "input_layers" in config
+                                                else cls.__name__, "config": config})
 
-    # --- graph hooks (subclasses) --------------------------------------------------------------------
+    # --- graph ---------------------------------------------------------------------------------------
+    def _set_graph(self, inputs, outputs) -> None:
+        self._plan = Plan(flatten(inputs, "inputs"), flatten(outputs, "outputs"))
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self._output_shape = self._outputs_struct.shape if len(self.outputs) == 1 and \
+            not isinstance(outputs, (list, dict, tuple)) else [t.shape for t in self.outputs]
+        self.built = True
+
     @property
     def layers(self) -> list:
-        return []
+        """The layers in Keras's order; a functional model lists its InputLayers too, as Keras 3 does."""
+        return [] if self._plan is None else list(self._plan.layers)
 
-    _input_batch_shape = None
-    _output_batch_shape = None
+    @property
+    def inputs(self) -> list:
+        return [] if self._plan is None else list(self._plan.inputs)
 
-    def _ensure_built(self, input_shape) -> None:
-        raise NotImplementedError
+    @property
+    def outputs(self) -> list:
+        return [] if self._plan is None else list(self._plan.outputs)
+
+    def _require_graph(self, what: str):
+        if self._plan is None:
+            raise AttributeError(f"Model '{self.name}' has no defined {what} yet: it is not built (give its first "
+                                 "layer an input shape, or call it on data)")
+
+    @property
+    def input(self):
+        self._require_graph("input")
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        self._require_graph("output")
+        return self._outputs_struct
+
+    @property
+    def input_shape(self):
+        self._require_graph("input shape")
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        self._require_graph("output shape")
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def input_names(self) -> list:
+        return [t._keras_history[0].name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list:
+        if isinstance(self._outputs_struct, dict):
+            return sorted(self._outputs_struct)
+        return [t._keras_history[0].name for t in self.outputs]
+
+    @property
+    def output_activation_name(self):
+        """The final activation of a single-output model (e.g. 'softmax'), else None."""
+        if self._plan is None or len(self.outputs) != 1:
+            return None
+        step = self._plan.steps[self._plan.output_slots[0]]
+        return None if step is None else step.layer.output_activation_name
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[lay.name for lay in self.layers]}.")
+
+    def _ensure_built(self, input_shapes: list) -> None:
+        """Sequential models without an input shape build at their first data; functional ones are built."""
+
+    def build(self, input_shape=None) -> None:
+        self.built = self._plan is not None
+
+    build._marks_built = True
+
+    def compute_output_shape(self, input_shape):
+        self._require_graph("graph")
+        shapes = input_shape if isinstance(input_shape, list) and len(self.inputs) > 1 else [input_shape]
+        out = self._plan.output_shapes(shapes)
+        return out[0] if len(out) == 1 else out
 
     # --- weights: the union of the layers' (shared layers counted once) -----------------------------
     @property
@@ -92,85 +165,6 @@ class Model(Layer):
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
 
-    def count_params(self) -> int:
-        if not self.built:
-            raise ValueError(f"You tried to call `count_params` on model '{self.name}', but the model isn't "
-                             "built. Build it by giving the first layer an `input_shape` or calling it on data.")
-        return int(sum(math.prod(v.shape) for v in self.weights))
-
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
-                show_trainable=False, layer_range=None):
-        from .summary import print_summary
-        print_summary(self, line_length=line_length, print_fn=print_fn)
-
-    # --- compile ---------------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
-        if loss is None:
-            raise ValueError(f"Model '{self.name}': compile() needs a `loss`")
-        self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
-        if metrics is None:
-            metrics = []
-        elif not isinstance(metrics, (list, tuple)):
-            raise ValueError(f"Expected `metrics` argument to be a list or tuple. Received: metrics={metrics!r}")
-        for m in metrics:  # validate names now, resolve 'accuracy' later (needs shapes)
-            if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
-                metrics_module.get(m)
-        self._metric_ids = list(metrics)
-        self._metrics = None
-        self.compiled = True
-        self._compiled_trainable = None  # Keras: `trainable` changes take effect at (re)compile
-
-    def _assert_compiled(self, method: str) -> None:
-        if not self.compiled:
-            raise RuntimeError(f"You must call `compile()` before using the model (called `{method}` on "
-                               f"model '{self.name}').")
-
-    # --- data plumbing -----------------------------------------------------------------------------
-    def _prepare_x(self, x) -> np.ndarray:
-        if x is None:
-            raise ValueError(f"Model '{self.name}': `x` must be a NumPy array, got None")
-        x = np.asarray(x)
-        if x.dtype != np.float32:  # e.g. uint8 images: convert once, not per batch
-            x = x.astype(np.float32)
-        x = np.ascontiguousarray(x)
-        self._ensure_built(x.shape)
-        expected = self._input_batch_shape
-        if not _shape_compatible(expected, x.shape):
-            raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
-                             f"shape={shape_str(expected)}, found shape={shape_str(x.shape)}")
-        return x
-
-    def _prepare_xy(self, x, y):
-        x = self._prepare_x(x)
-        if y is None:
-            raise ValueError(f"Model '{self.name}': training and evaluation need targets `y`")
-        y_raw = np.asarray(y)
-        if len(y_raw) != len(x):
-            raise ValueError(f"Model '{self.name}': x and y must have the same number of samples, got "
-                             f"x with shape {x.shape} and y with shape {y_raw.shape}")
-        y = self.loss.prepare_targets(y_raw, self._output_batch_shape, where=f"Model '{self.name}': ")
-        if self._metrics is None:
-            self._metrics = [metrics_module.get(m, y_raw.shape, self._output_batch_shape)
-                             for m in self._metric_ids]
-        return x, y
-
-    def _fused(self) -> bool:
-        """Fuse the output activation into the loss (softmax+CE, sigmoid+BCE), like Keras's TF backend."""
-        return self.loss.fuses_with is not None and self.output_activation_name == self.loss.fuses_with
-
-    def _trainable_slots(self):
-        """(index into self.weights, variable) for every variable the optimizer may update. Like Keras,
-        the set is captured once after `compile` (at the first training step): changing `trainable`
-        later only takes effect after compiling again."""
-        if self._compiled_trainable is None or not self.compiled:
-            trainable = {id(v) for v in self.trainable_weights}
-            slots = [(i, v) for i, v in enumerate(self.weights) if id(v) in trainable]
-            if not self.compiled:
-                return slots
-            self._compiled_trainable = slots
-        return self._compiled_trainable
-
     @property
     def trainable(self) -> bool:
         return self._trainable
@@ -182,311 +176,116 @@ class Model(Layer):
         for layer in self.layers:
             layer.trainable = value
 
-    # --- one batch ---------------------------------------------------------------------------------
-    def _loss_and_grad(self, x, y, fused, training):
-        out, tape = self.forward(x, training=training, apply_activation=not fused)
-        if fused:
-            loss, grad = self.loss.fused_value_and_grad(y, out)
-            probs = None  # computed on demand for metrics that need probabilities
-        else:
-            loss, grad = self.loss.value_and_grad(y, out)
-            probs = out
-        return out, tape, loss, grad, probs
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on model '{self.name}', but the model isn't "
+                             "built. Build it by giving the first layer an `input_shape` or calling it on data.")
+        return int(sum(math.prod(v.shape) for v in self.weights))
 
-    def _update_metrics(self, y, out, probs, fused, loss, tracker):
-        tracker.update_state(loss, sample_weight=len(y))
-        for m in self._metrics:
-            if probs is None and not isinstance(m, (metrics_module.CategoricalAccuracy,
-                                                    metrics_module.SparseCategoricalAccuracy)):
-                probs = self._activate_output(out)  # argmax-based accuracies are exact on logits
-            m.update_state(y, out if probs is None else probs)
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        print_summary(self, line_length=line_length, print_fn=print_fn)
 
-    def _activate_output(self, logits):
-        from .. import activations
-        return activations.get(self.output_activation_name)(logits)
+    # --- data structures -----------------------------------------------------------------------------
+    def _flatten_data(self, data, struct, names: list, what: str) -> list:
+        """User data for the inputs/outputs (an array, a list, a dict by name) -> flat list in plan order."""
+        n = len(names)
+        if isinstance(data, dict):
+            keys = sorted(struct) if isinstance(struct, dict) else names
+            missing = [k for k in keys if k not in data]
+            if missing:
+                raise ValueError(f"Model '{self.name}': the {what} dict is missing key(s) {missing}; expected keys "
+                                 f"{keys}, got {sorted(data)}")
+            return [data[k] for k in keys]
+        if isinstance(data, (list, tuple)) and n > 1:
+            if len(data) != n:
+                raise ValueError(f"Model '{self.name}' has {n} {what}s ({names}) but received {len(data)} arrays")
+            return list(data)
+        if n > 1:
+            raise ValueError(f"Model '{self.name}' has {n} {what}s ({names}); pass a list or a dict of arrays, got "
+                             f"{type(data).__name__}")
+        if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], np.ndarray):
+            return [data[0]]
+        return [data]
 
-    def _train_batch(self, x, y, fused, slots, tracker):
-        out, tape, loss, grad, probs = self._loss_and_grad(x, y, fused, training=True)
-        _, grads = self.backward(tape, grad, need_input_grad=False)
-        self.optimizer.apply([grads[i] for i, _ in slots], [v for _, v in slots])
-        self._update_metrics(y, out, probs, fused, loss, tracker)
+    def _pack(self, flat: list, struct):
+        if isinstance(struct, dict):
+            return dict(zip(sorted(struct), flat))
+        if isinstance(struct, (list, tuple)):
+            return list(flat)
+        return flat[0]
 
-    def _logs(self, tracker, prefix=""):
-        logs = {"loss": tracker.result(), **{m.name: m.result() for m in self._metrics or ()}}
-        return {prefix + k: float(v) for k, v in sorted(logs.items())}  # Keras 3 sorts log keys
+    def _prepare_inputs(self, x) -> list:
+        """Flat list of contiguous float32 arrays checked against the input shapes."""
+        if x is None:
+            raise ValueError(f"Model '{self.name}': `x` must be a NumPy array (or a list/dict of them), got None")
+        if self._plan is None:
+            self._ensure_built([np.shape(a) for a in (x if isinstance(x, (list, tuple)) else [x])])
+        flat = self._flatten_data(x, self._inputs_struct, self.input_names, "input")
+        out = []
+        for i, (a, t) in enumerate(zip(flat, self.inputs)):
+            a = np.asarray(a)
+            if a.dtype != np.float32:  # e.g. uint8 images: convert once, not per batch
+                a = a.astype(np.float32)
+            a = np.ascontiguousarray(a)
+            if not _shape_compatible(t.shape, a.shape):
+                raise ValueError(f'Input {i} of layer "{self.name}" is incompatible with the layer: expected '
+                                 f"shape={shape_str(t.shape)}, found shape={shape_str(a.shape)}")
+            out.append(a)
+        sizes = {len(a) for a in out}
+        if len(sizes) > 1:
+            raise ValueError(f"Model '{self.name}': all inputs must have the same number of samples, got shapes "
+                             f"{[a.shape for a in out]}")
+        return out
 
-    def _reset_metrics(self):
-        tracker = metrics_module.Mean(name="loss")
-        for m in self._metrics or ():  # None until the first batch of a generator is seen
-            m.reset_state()
-        return tracker
+    # --- the layer protocol (a model used as a layer of another model) ---------------------------------
+    def forward(self, inputs, training=False):
+        self._require_graph("graph")
+        flat = inputs if isinstance(inputs, list) and len(self.inputs) > 1 else [inputs]
+        outs, tape = executor.forward(self._plan, passes.variant(self._plan), flat, training=training)
+        return (outs[0] if len(outs) == 1 else outs), tape
 
-    # --- fit -------------------------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
-            initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
-            validation_freq=1):
-        """Train on arrays, on a Sequence / PyDataset (rconv's image iterators included) or on a generator
-        of `(x, y)` batches (see `data_adapters`); `validation_data` may be any of these too."""
-        self._assert_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("class_weight and sample_weight are not supported yet")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        verbose = 1 if verbose == "auto" else int(verbose)
-        warn_sw = data_adapters.SampleWeightWarning()
-        feeder = None
-        if data_adapters.is_stream(x):
-            if validation_split:
-                raise ValueError(f"`validation_split` is only supported for Tensors or NumPy arrays. "
-                                 f"Found: x={type(x).__name__}")
-            feeder = data_adapters.make_feeder(x, y, steps_per_epoch, shuffle=shuffle, require_steps=True,
-                                               steps_name="steps_per_epoch")
-            steps = feeder.steps
-
-            def epoch_batches():
-                for batch in feeder.epoch():
-                    bx, by, bsw = data_adapters.unpack_batch(batch)
-                    warn_sw(bsw)
-                    yield self._prepare_xy(bx, by)
-        else:
-            if validation_split and validation_data is None:
-                if not 0 < validation_split < 1:
-                    raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
-                n_total = len(x)
-                split = int(n_total * (1.0 - validation_split))  # Keras: the *last* fraction validates
-                x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
-            x, y = self._prepare_xy(x, y)
-            n = len(x)
-            steps = steps_per_epoch or max(1, math.ceil(n / batch_size))
-
-            def epoch_batches():
-                order = backend.rng().permutation(n) if shuffle else None
-                for step in range(steps):
-                    start = (step * batch_size) % n
-                    idx = slice(start, min(start + batch_size, n))
-                    # Fancy indexing copies the batch contiguously; unshuffled batches are zero-copy views.
-                    yield (x[order[idx]], y[order[idx]]) if shuffle else (x[idx], y[idx])
-        val_batches = self._validation_batches(validation_data, validation_steps,
-                                               validation_batch_size or batch_size, warn_sw)
-        fused = slots = None  # known once the model is built (by the first batch of a generator)
-
-        cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
-                                            verbose=verbose, epochs=epochs, steps=steps, mode="train")
-        self.stop_training = False
-        cbs.on_train_begin()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            tracker = self._reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            for step, (xb, yb) in enumerate(epoch_batches()):
-                if slots is None:
-                    fused, slots = self._fused(), self._trainable_slots()
-                cbs.on_train_batch_begin(step)
-                self._train_batch(xb, yb, fused, slots, tracker)
-                cbs.on_train_batch_end(step, self._logs(tracker))
-                if self.stop_training:
-                    break
-            logs = self._logs(tracker)
-            if feeder is not None:
-                feeder.on_epoch_end()
-                if feeder.exhausted:  # a generator ran out of data: Keras interrupts training
-                    self.stop_training = True
-            if val_batches is not None and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_batches(val_batches(), cbs)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end(logs)
-        return cbs.history
-
-    def _validation_batches(self, validation_data, validation_steps, batch_size, warn_sw):
-        """None, or a function giving one validation pass's prepared `(x, y)` batches."""
-        if validation_data is None:
-            return None
-        if data_adapters.is_stream(validation_data):
-            feeder = data_adapters.make_feeder(validation_data, None, validation_steps, require_steps=True,
-                                               steps_name="validation_steps")
-
-            def batches():
-                for batch in feeder.epoch(training=False):
-                    bx, by, bsw = data_adapters.unpack_batch(batch)
-                    warn_sw(bsw)
-                    yield self._prepare_xy(bx, by)
-            return batches
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("validation_data must be a tuple (x_val, y_val), a Sequence / PyDataset or a "
-                             f"generator; got {type(validation_data).__name__}")
-        x_val, y_val = self._prepare_xy(validation_data[0], validation_data[1])
-        if len(validation_data) == 3:
-            warn_sw(validation_data[2])
-        return lambda: self._array_batches(x_val, y_val, batch_size, validation_steps)
-
-    @staticmethod
-    def _array_batches(x, y, batch_size, steps=None):
-        n_steps = math.ceil(len(x) / batch_size)
-        if steps is not None:
-            n_steps = min(n_steps, int(steps))
-        for start in range(0, n_steps * batch_size, batch_size):
-            yield x[start:start + batch_size], y[start:start + batch_size]
-
-    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
-                      validation_data=None, validation_steps=None, validation_freq=1, class_weight=None,
-                      max_queue_size=10, workers=1, use_multiprocessing=False, shuffle=True, initial_epoch=0):
-        """Keras 2's deprecated spelling of `fit(generator, ...)`."""
-        warnings.warn("`Model.fit_generator` is deprecated and will be removed in a future version. Please use "
-                      "`Model.fit`, which supports generators.", DeprecationWarning, stacklevel=2)
-        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
-                        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
-                        validation_freq=validation_freq, class_weight=class_weight, shuffle=shuffle,
-                        initial_epoch=initial_epoch)
-
-    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
-                           use_multiprocessing=False, verbose=0):
-        """Keras 2's deprecated spelling of `evaluate(generator, ...)`."""
-        warnings.warn("`Model.evaluate_generator` is deprecated and will be removed in a future version. "
-                      "Please use `Model.evaluate`, which supports generators.", DeprecationWarning, stacklevel=2)
-        return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
-
-    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
-                          use_multiprocessing=False, verbose=0):
-        """Keras 2's deprecated spelling of `predict(generator, ...)`."""
-        warnings.warn("`Model.predict_generator` is deprecated and will be removed in a future version. "
-                      "Please use `Model.predict`, which supports generators.", DeprecationWarning, stacklevel=2)
-        return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
-
-    # --- evaluate / predict --------------------------------------------------------------------------
-    def _evaluate_batches(self, batches, cbs):
-        """Run prepared `(x, y)` batches through the test hooks; returns the logs."""
-        fused = None
-        tracker = self._reset_metrics()
-        cbs.on_test_begin()
-        for step, (xb, yb) in enumerate(batches):
-            if fused is None:
-                fused = self._fused()
-            cbs.on_test_batch_begin(step)
-            out, _, loss, _, probs = self._loss_and_grad(xb, yb, fused, training=False)
-            self._update_metrics(yb, out, probs, fused, loss, tracker)
-            cbs.on_test_batch_end(step, self._logs(tracker))
-        logs = self._logs(tracker)
-        cbs.on_test_end(logs)
-        return logs
-
-    def _evaluate_arrays(self, x, y, batch_size, cbs):
-        return self._evaluate_batches(self._array_batches(x, y, batch_size), cbs)
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
-        self._assert_compiled("evaluate")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        verbose = 1 if verbose == "auto" else int(verbose)
-        if data_adapters.is_stream(x):
-            feeder = data_adapters.make_feeder(x, y, steps)
-            warn_sw = data_adapters.SampleWeightWarning()
-            n_steps = feeder.steps
-
-            def batches():
-                for batch in feeder.epoch(training=False):
-                    bx, by, bsw = data_adapters.unpack_batch(batch)
-                    warn_sw(bsw)
-                    yield self._prepare_xy(bx, by)
-            batches = batches()
-        else:
-            x, y = self._prepare_xy(x, y)
-            n_steps = math.ceil(len(x) / batch_size) if steps is None else min(math.ceil(len(x) / batch_size),
-                                                                                int(steps))
-            batches = self._array_batches(x, y, batch_size, steps)
-        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                            epochs=1, steps=n_steps, mode="test")
-        logs = self._evaluate_batches(batches, cbs)
-        if return_dict:
-            return logs
-        values = [logs["loss"]] + [logs[m.name] for m in self._metrics or ()]
-        return values[0] if len(values) == 1 else values
-
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        batch_size = 32 if batch_size is None else int(batch_size)
-        verbose = 1 if verbose == "auto" else int(verbose)
-        if data_adapters.is_stream(x):
-            return self._predict_stream(x, steps, verbose, callbacks)
-        x = self._prepare_x(x)
-        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                            epochs=1, steps=math.ceil(len(x) / batch_size), mode="predict")
-        cbs.on_predict_begin()
-        result = None
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            cbs.on_predict_batch_begin(step)
-            out, _ = self.forward(x[start:start + batch_size], training=False)
-            if result is None:  # preallocate once the output shape is known
-                result = np.empty((len(x),) + out.shape[1:], np.float32)
-            result[start:start + len(out)] = out
-            cbs.on_predict_batch_end(step, {"outputs": out})
-        cbs.on_predict_end()
-        return result if result is not None else np.empty((0,) + tuple(self._output_batch_shape[1:]), np.float32)
-
-    def _predict_stream(self, x, steps, verbose, callbacks):
-        feeder = data_adapters.make_feeder(x, None, steps)
-        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                            epochs=1, steps=feeder.steps, mode="predict")
-        cbs.on_predict_begin()
-        outputs = []
-        for step, batch in enumerate(feeder.epoch(training=False)):
-            cbs.on_predict_batch_begin(step)
-            out, _ = self.forward(self._prepare_x(data_adapters.unpack_batch(batch)[0]), training=False)
-            outputs.append(np.array(out, np.float32))  # a copy: `out` may be a reused buffer
-            cbs.on_predict_batch_end(step, {"outputs": out})
-        cbs.on_predict_end()
-        if outputs:
-            return np.concatenate(outputs)
-        if self._output_batch_shape is None:
-            raise ValueError(f"Model '{self.name}': predict() got no batches from its input, so the output "
-                             "shape is unknown")
-        return np.empty((0,) + tuple(self._output_batch_shape[1:]), np.float32)
+    def backward(self, tape, grad_outputs, need_input_grad=True):
+        """(grad wrt the input(s) or None, grads aligned with self.weights; None where not computed).
+        The trainable set comes from the enclosing walk's call context, else this model's own."""
+        ctx = context.current()
+        trainable = ctx.trainable_ids if ctx is not None and ctx.trainable_ids is not None else \
+            {id(v) for v in self.trainable_weights}
+        grads = grad_outputs if isinstance(grad_outputs, list) and len(self.outputs) > 1 else [grad_outputs]
+        input_grads, weight_grads = executor.backward(self._plan, tape, grads, trainable, need_input_grad)
+        if input_grads is not None and len(input_grads) == 1:
+            input_grads = input_grads[0]
+        return input_grads, [weight_grads.get(id(v)) for v in self.weights]
 
     def __call__(self, inputs, training=None):
-        if not hasattr(inputs, "_keras_history"):
-            return self.forward(self._prepare_x(inputs), training=training)[0]
-        return super().__call__(inputs, training=training)
+        if _is_symbolic(inputs):
+            if isinstance(inputs, dict):
+                inputs = self._flatten_data(inputs, self._inputs_struct, self.input_names, "input")
+            return super().__call__(inputs, training=training)
+        flat = self._prepare_inputs(inputs)
+        outs, _ = executor.forward(self._plan, passes.variant(self._plan), flat, training=training)
+        return self._pack(outs, self._outputs_struct)
 
     def call(self, inputs, training=None):
-        return self.forward(inputs, training=training)[0]
-
-    # --- single batches --------------------------------------------------------------------------------
-    def _batch_result(self, tracker, return_dict):
-        logs = self._logs(tracker)
-        if return_dict:
-            return logs
-        values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
-        return values[0] if len(values) == 1 else values
-
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        self._assert_compiled("train_on_batch")
-        x, y = self._prepare_xy(x, y)
-        tracker = self._reset_metrics()
-        self._train_batch(x, y, self._fused(), self._trainable_slots(), tracker)
-        return self._batch_result(tracker, return_dict)
-
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        self._assert_compiled("test_on_batch")
-        x, y = self._prepare_xy(x, y)
-        tracker = self._reset_metrics()
-        fused = self._fused()
-        out, _, loss, _, probs = self._loss_and_grad(x, y, fused, training=False)
-        self._update_metrics(y, out, probs, fused, loss, tracker)
-        return self._batch_result(tracker, return_dict)
-
-    def predict_on_batch(self, x):
-        return self.forward(self._prepare_x(x), training=False)[0]
+        return self(inputs, training=training)
 
     # --- saving (see rconv.saving) -------------------------------------------------------------------
     def save(self, filepath, overwrite=True, **kwargs):
-        from .. import saving
         saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        from .. import saving
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
-        from .. import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(model_config.model_to_config(self, include_compile=False), **kwargs)
+
+
+def _is_symbolic(inputs) -> bool:
+    if isinstance(inputs, KerasTensor):
+        return True
+    if isinstance(inputs, dict):
+        inputs = list(inputs.values())
+    return isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)

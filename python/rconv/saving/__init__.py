@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 
 from . import keras_zip, legacy_h5
-from .serialization import SUPPORTED, ConfigError, layer_from_config, model_from_config, model_to_config
+from .model_config import model_from_config, model_to_config
+from .serialization import (ConfigError, deserialize_keras_object, layer_from_config, serialize_keras_object,
+                            supported)
 
 _H5 = (".h5", ".hdf5")
 
@@ -41,7 +43,7 @@ def load_model(filepath, compile: bool = True, custom_objects=None, safe_mode: b
     """Load a model saved by rconv or Keras (`.keras`, `.h5`/`.hdf5`)."""
     if custom_objects:
         raise ValueError("rconv does not load custom objects; only built-in layers are supported: "
-                         f"{', '.join(SUPPORTED)}")
+                         f"{', '.join(supported())}")
     if not safe_mode:
         raise ValueError("safe_mode=False is not supported: rconv never deserializes code")
     path = _path(filepath)
@@ -76,5 +78,6 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
                          f"Received: filepath={path}")
 
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "SUPPORTED", "ConfigError",
-           "layer_from_config", "model_from_config", "model_to_config"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ConfigError", "supported",
+           "layer_from_config", "model_from_config", "model_to_config", "serialize_keras_object",
+           "deserialize_keras_object"]

@@ -7,7 +7,7 @@ import json
 import os
 import zipfile
 
-from . import serialization, weights
+from . import model_config, serialization, weights
 from .atomic import atomic_write
 
 CONFIG_FILE = "config.json"
@@ -22,7 +22,7 @@ _MAX_WEIGHTS_BYTES = 16 << 30
 def save(model, path, overwrite: bool = True) -> None:
     from .. import __version__ as rconv_version
     import h5py
-    config = serialization.model_to_config(model)
+    config = model_config.model_to_config(model)
     metadata = {"keras_version": KERAS_FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime(
         "%Y-%m-%d@%H:%M:%S"), "rconv_version": rconv_version}
     with atomic_write(path, overwrite=overwrite) as tmp:
@@ -96,7 +96,7 @@ def load(path, compile: bool = True):
         if METADATA_FILE in archive.names:
             archive.json(METADATA_FILE)  # validated, otherwise informational
         try:
-            model = serialization.model_from_config(config)
+            model = model_config.model_from_config(config)
         except serialization.ConfigError as exc:
             raise ValueError(f"{archive.path}: {exc}") from exc
         compile_config = config.get("compile_config") if isinstance(config, dict) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import serialization, weights
+from . import model_config, serialization, weights
 from .atomic import atomic_write
 
 # rconv writes Keras 2-style configs (readable by tf.keras 2 and Keras 3); the version says so.
@@ -39,12 +39,12 @@ def _json_attr(h5, name, path):
 
 def save_model(model, path, overwrite: bool = True, include_optimizer: bool = True) -> None:
     import h5py
-    model_config = serialization.model_to_config(model, legacy=True)
+    config = model_config.model_to_config(model, legacy=True)
     with atomic_write(path, overwrite=overwrite) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.attrs["keras_version"] = LEGACY_KERAS_VERSION
             h5.attrs["backend"] = "tensorflow"
-            h5.attrs["model_config"] = json.dumps(model_config)
+            h5.attrs["model_config"] = json.dumps(config)
             compiled = include_optimizer and getattr(model, "compiled", False)
             if compiled:
                 h5.attrs["training_config"] = json.dumps(serialization.legacy_training_config(model))
@@ -63,7 +63,7 @@ def load_model(path, compile: bool = True):
                 "layer_names" in h5.attrs or "layers" in h5) else ""
             raise ValueError(f"{path}: no model config found in the file{kind}")
         try:
-            model = serialization.model_from_config(config)
+            model = model_config.model_from_config(config)
         except serialization.ConfigError as exc:
             raise ValueError(f"{path}: {exc}") from exc
         group = h5.get("model_weights")

@@ -1,27 +1,29 @@
-"""Model/layer configs <-> rconv objects, for Keras 3 configs and Keras 2 / tf.keras legacy ones.
+"""The one serializer, layer half: Keras's `serialize_keras_object` / `deserialize_keras_object` for layers
+(and, through `model_config.py`, models nested at any depth), plus compile configs.
 
-Only the layer classes in `SUPPORTED_LAYERS` (the "layers" registry) are ever instantiated: names are
-looked up in that table, never imported or evaluated, so a config cannot run code. `Lambda` (which
-carries Python bytecode) and any unknown or custom class are refused with a ValueError.
+Only registered classes are ever instantiated (`rconv.registry`: "layers", "models", "losses", ...):
+names are looked up there, never imported or evaluated, so a config cannot run code. The same
+allow-list check (`check_origin`) runs on every entry at every depth. `Lambda` (which carries Python
+bytecode) and any unknown or custom class are refused with a ValueError (`ConfigError`).
 """
 from __future__ import annotations
 
-import copy
-
-from .. import layers, losses, metrics, optimizers, registry  # noqa: F401 (imports fill the registry)
-from ..layers.core import InputLayer
-
-# Keras class name or alias -> rconv class: a live read-only view of the "layers" registry, which
-# each layer module fills as it defines its classes. Models are resolved lazily (rconv.models imports layers).
-SUPPORTED_LAYERS = registry.mapping("layers")
-MODEL_CLASSES = ("Sequential", "Functional", "Model")
-SUPPORTED = tuple(sorted(SUPPORTED_LAYERS)) + MODEL_CLASSES
+from .. import losses, metrics, optimizers, registry
+from . import model_config
 
 # Config keys newer/older Keras versions write that rconv may drop when they hold these defaults.
 _DROPPABLE_LAYER_KEYS = {"quantization_config": None, "lora_rank": None, "lora_alpha": None,
                          "lora_enabled": False, "autocast": True}
 _DROPPABLE_INIT_KEYS = {"input_axes": None, "output_axes": None}
 _DROPPABLE_OPTIMIZER_KEYS = {"jit_compile", "is_legacy_optimizer", "mesh"}
+# Layers Keras 3 serializes without a `build_config` (they have no `build` of their own).
+_NO_BUILD_CONFIG = {"InputLayer", "Dropout", "Activation", "ReLU", "Softmax", "MaxPooling2D", "MaxPool2D",
+                    "AveragePooling2D", "AvgPool2D"}
+
+
+def supported() -> list:
+    """Every class name a config may use."""
+    return registry.names("layers") + list(model_config.MODEL_CLASSES)
 
 
 class ConfigError(ValueError):
@@ -29,24 +31,24 @@ class ConfigError(ValueError):
 
 
 # --- layers ------------------------------------------------------------------------------------------
-def _unsupported(class_name, where="") -> ConfigError:
+def unsupported(class_name, where="") -> ConfigError:
     if class_name == "Lambda":
         return ConfigError(f"{where}Lambda layers are refused: their config holds Python code, which rconv "
                            "never deserializes. Rebuild the layer in code and load weights only.")
-    return ConfigError(f"{where}Unsupported layer class {class_name!r}; rconv can load: {', '.join(SUPPORTED)}")
+    return ConfigError(f"{where}Unsupported layer class {class_name!r}; rconv can load: {', '.join(supported())}")
 
 
-def _check_origin(entry: dict, where: str) -> None:
+def check_origin(entry: dict, where: str) -> None:
     """Refuse objects that come from outside Keras (custom modules / registered names)."""
     module = entry.get("module")
     registered = entry.get("registered_name")
     class_name = entry.get("class_name")
     if module is not None and not str(module).startswith(("keras", "tf_keras")):
         raise ConfigError(f"{where}Layer {class_name!r} comes from module {module!r}, not Keras; rconv only "
-                          f"loads built-in classes: {', '.join(SUPPORTED)}")
+                          f"loads built-in classes: {', '.join(supported())}")
     if registered not in (None, class_name):
         raise ConfigError(f"{where}Custom registered object {registered!r} is not supported; rconv can load: "
-                          f"{', '.join(SUPPORTED)}")
+                          f"{', '.join(supported())}")
 
 
 def _clean_initializer(value):
@@ -82,17 +84,17 @@ def _clean_layer_config(class_name: str, config: dict) -> dict:
 
 
 def layer_from_config(entry: dict, where: str = ""):
-    """One layer (or nested model) from its serialized form {"class_name", "config", ...}."""
+    """One layer or nested model from its serialized form {"class_name", "config", ...}
+    (Keras's `deserialize_keras_object`)."""
     if not isinstance(entry, dict) or "class_name" not in entry:
         raise ConfigError(f"{where}Invalid layer entry (expected a dict with 'class_name'): {entry!r:.200}")
     class_name = entry["class_name"]
-    if class_name in MODEL_CLASSES:
-        _check_origin(entry, where)
-        return model_from_config(entry, where=where)
-    cls = SUPPORTED_LAYERS.get(class_name)
+    if class_name in model_config.MODEL_CLASSES:
+        return model_config.model_from_config(entry, where=where)
+    cls = registry.find("layers", class_name)
     if cls is None:
-        raise _unsupported(class_name, where)
-    _check_origin(entry, where)
+        raise unsupported(class_name, where)
+    check_origin(entry, where)
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{where}Layer {class_name!r}: config must be a dict, got {type(config).__name__}")
@@ -104,26 +106,28 @@ def layer_from_config(entry: dict, where: str = ""):
 
 
 def layer_to_config(layer, legacy: bool = False) -> dict:
-    """Keras 3's serialized layer (module/class_name/config/registered_name/build_config); `legacy`
-    gives the Keras 2 / tf.keras form used in .h5 files (no module, `batch_input_shape`, str dtype)."""
-    from ..models import Model
-    if isinstance(layer, Model):
-        return model_to_config(layer, legacy=legacy, include_compile=False)
-    class_name = type(layer).__name__
-    if registry.find("layers", class_name) is not type(layer):
-        raise ConfigError(f"Cannot save layer {layer.name!r}: unsupported class {class_name!r}; rconv can "
-                          f"save: {', '.join(SUPPORTED)}")
+    """Keras 3's serialized layer (module/class_name/config/registered_name/build_config), or a nested
+    model's entry; `legacy` gives the Keras 2 / tf.keras form used in .h5 files (no module,
+    `batch_input_shape`, str dtype)."""
+    if model_config.model_class_name(layer) is not None:
+        if legacy:
+            return model_config.model_to_config(layer, legacy=True)
+        return model_config.nested_entry(layer)
+    class_name = registry.name_of("layers", type(layer), None)
+    if class_name is None:
+        raise ConfigError(f"Cannot save layer {layer.name!r}: unsupported class {type(layer).__name__!r}; rconv "
+                          f"can save: {', '.join(supported())}")
     config = layer.get_config()
     if legacy:
-        config = _to_legacy_layer_config(class_name, config)
-        return {"class_name": class_name, "config": config}
+        return {"class_name": class_name, "config": legacy_layer_config(class_name, config)}
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
-    if getattr(layer, "_build_input_shape", None) is not None and not isinstance(layer, InputLayer):
-        entry["build_config"] = {"input_shape": list(layer._build_input_shape)}
+    shape = layer._build_input_shape
+    if shape is not None and class_name not in _NO_BUILD_CONFIG:
+        entry["build_config"] = {"input_shape": [list(s) for s in shape] if isinstance(shape, list) else list(shape)}
     return entry
 
 
-def _to_legacy_layer_config(class_name: str, config: dict) -> dict:
+def legacy_layer_config(class_name: str, config: dict) -> dict:
     config = dict(config)
     if class_name == "InputLayer":
         config["batch_input_shape"] = list(config.pop("batch_shape"))
@@ -132,107 +136,14 @@ def _to_legacy_layer_config(class_name: str, config: dict) -> dict:
     return config
 
 
-# --- models ------------------------------------------------------------------------------------------
-def _model_classes():
-    from ..models import Model, Sequential
-    return Model, Sequential
-
-
-def _is_functional(model) -> bool:
-    Model, Sequential = _model_classes()
-    return isinstance(model, Model) and not isinstance(model, Sequential)
-
-
-def model_class_name(model) -> str:
-    Model, Sequential = _model_classes()
-    if isinstance(model, Sequential):
-        return "Sequential"
-    return "Functional"
-
-
-def model_to_config(model, legacy: bool = False, include_compile: bool = True) -> dict:
-    """The whole-model config Keras writes: config.json of a .keras file, or (legacy) the .h5
-    `model_config` attribute."""
-    Model, Sequential = _model_classes()
-    class_name = model_class_name(model)
-    if class_name == "Sequential":
-        config = model.get_config()
-        config["layers"] = [layer_to_config(layer, legacy) for layer in model._layers]
-        if legacy:
-            config.pop("dtype", None)
-    else:
-        config = copy.deepcopy(model.get_config())  # functional: layers with inbound_nodes
-        if legacy:
-            for entry in config.get("layers", []):
-                entry.pop("module", None)
-                entry.pop("registered_name", None)
-                entry.pop("build_config", None)
-                entry["config"] = _to_legacy_layer_config(entry["class_name"], entry["config"])
-    config = _jsonable(config)
-    if legacy:
-        return {"class_name": class_name, "config": config}
-    entry = {"module": "keras" if class_name == "Sequential" else "keras.src.models.functional",
-             "class_name": class_name, "config": config,
-             "registered_name": None if class_name == "Sequential" else "Functional"}
-    if getattr(model, "_input_batch_shape", None) is not None:
-        entry["build_config"] = {"input_shape": list(model._input_batch_shape)}
-    if include_compile and getattr(model, "compiled", False):
-        entry["compile_config"] = compile_config(model)
-    return entry
-
-
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item") and getattr(value, "shape", None) == ():
         return value.item()  # NumPy scalars
     return value
-
-
-def model_from_config(entry, where: str = ""):
-    """A Sequential or functional model from Keras's serialized form (Keras 3 or legacy)."""
-    if isinstance(entry, list):  # Keras 1/2.0 Sequential: the config was the list of layers
-        entry = {"class_name": "Sequential", "config": {"layers": entry}}
-    if not isinstance(entry, dict) or "class_name" not in entry:
-        raise ConfigError(f"{where}Not a Keras model config (expected a dict with 'class_name' and 'config')")
-    class_name = entry["class_name"]
-    config = entry.get("config")
-    if class_name in SUPPORTED_LAYERS:
-        raise ConfigError(f"{where}The config describes a single {class_name} layer, not a model")
-    if class_name not in MODEL_CLASSES:
-        raise _unsupported(class_name, where)
-    if isinstance(config, list):
-        config = {"layers": config}
-    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-        raise ConfigError(f"{where}{class_name} config has no 'layers' list")
-    if class_name == "Sequential":
-        return _sequential_from_config(config, entry, where)
-    return _functional_from_config(config, where)
-
-
-def _sequential_from_config(config, entry, where):
-    Model, Sequential = _model_classes()
-    model = Sequential(name=config.get("name"), trainable=config.get("trainable", True))
-    for i, layer_entry in enumerate(config["layers"]):
-        model.add(layer_from_config(layer_entry, where=f"{where}layer #{i}: "))
-    shape = config.get("build_input_shape") or (entry.get("build_config") or {}).get("input_shape")
-    if shape is not None and model._input_batch_shape is None and model.layers:
-        model.build(tuple(shape))
-    return model
-
-
-def _functional_from_config(config, where):
-    """Rebuild a functional graph by calling the layers on symbolic tensors, as Keras does. The graph
-    logic lives with the Functional model; every layer it creates still comes from this module's table."""
-    from ..models.functional import functional_from_config
-    try:
-        return functional_from_config(config)
-    except ConfigError:
-        raise
-    except (ValueError, NotImplementedError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{where}{exc}") from exc
 
 
 # --- compile configs ---------------------------------------------------------------------------------
@@ -246,15 +157,34 @@ def _serialize_fn_or_obj(obj, module: str):
             "registered_name": None}
 
 
-def compile_config(model) -> dict:
-    loss = model.loss
+def _loss_entry(spec):
+    if spec is None or isinstance(spec, str):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        return [_loss_entry(s) for s in spec]
+    if isinstance(spec, dict):
+        return {k: _loss_entry(v) for k, v in spec.items()}
+    loss = losses.get(spec)
     by_name = registry.find("losses", loss.name)
     plain = by_name is not None and type(loss) is by_name and loss.get_config() == by_name(name=loss.name).get_config()
-    loss_entry = loss.name if plain else losses.serialize(loss)
-    metric_entries = [_serialize_fn_or_obj(m, "keras.metrics") for m in (model._metric_ids or [])]
-    return _jsonable({"optimizer": optimizers.serialize(model.optimizer), "loss": loss_entry,
-                      "loss_weights": None, "metrics": metric_entries or None, "weighted_metrics": None,
-                      "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False})
+    return loss.name if plain else losses.serialize(loss)
+
+
+def _metric_entries(spec):
+    if isinstance(spec, dict):
+        return {k: _metric_entries(v) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)):
+        return [_metric_entries(m) for m in spec]
+    return None if spec is None else _serialize_fn_or_obj(spec, "keras.metrics")
+
+
+def compile_config(model) -> dict:
+    """Keras 3's `compile_config` (losses, loss weights and metrics keep the structure given to compile)."""
+    spec = model.compile_spec
+    loss_spec, metric_spec, weights = spec["loss"], spec["metrics"], spec["loss_weights"]
+    return jsonable({"optimizer": optimizers.serialize(model.optimizer), "loss": _loss_entry(loss_spec),
+                     "loss_weights": weights, "metrics": _metric_entries(metric_spec) or None,
+                     "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False})
 
 
 def legacy_training_config(model) -> dict:
@@ -292,6 +222,10 @@ def _name_of(value):
 
 
 def loss_from_config(entry):
+    if isinstance(entry, list):
+        return [None if e is None else loss_from_config(e) for e in entry]
+    if isinstance(entry, dict) and "class_name" not in entry:
+        return {k: None if v is None else loss_from_config(v) for k, v in entry.items()}
     entry = _name_of(entry)
     if isinstance(entry, dict):
         cfg = dict(entry.get("config") or {})
@@ -301,15 +235,19 @@ def loss_from_config(entry):
     return losses.get(entry)
 
 
-def metrics_from_config(entries) -> list:
+def metrics_from_config(entries):
+    """Metric entries -> the structure compile takes (a list, a list per output, or a dict by output)."""
     if entries is None:
         return []
     if isinstance(entries, dict):
-        raise ConfigError("Per-output metric dicts (multi-output models) are not supported")
+        return {k: metrics_from_config(v if isinstance(v, list) else [v]) for k, v in entries.items()}
     out = []
     for item in entries:
-        if isinstance(item, list):  # tf.keras nests one list per output
-            out.extend(metrics_from_config(item))
+        if isinstance(item, list):  # one list per output
+            out.append(metrics_from_config(item))
+            continue
+        if item is None:
+            out.append(None)
             continue
         item = _name_of(item)
         if isinstance(item, dict):
@@ -333,18 +271,36 @@ def metrics_from_config(entries) -> list:
 
 def compile_from_config(model, config: dict, legacy: bool = False) -> None:
     """`model.compile(...)` from a Keras 3 compile_config or a legacy training_config."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"Invalid training config: {config!r:.200}")
     opt_entry = config.get("optimizer_config") if legacy else config.get("optimizer")
     if opt_entry is None:
         opt_entry = config.get("optimizer") or config.get("optimizer_config")
     loss = config.get("loss")
     if loss is None:
         raise ConfigError("The training config has no loss")
-    if isinstance(loss, (dict, list)) and not (isinstance(loss, dict) and "class_name" in loss):
-        raise ConfigError("Per-output losses (multi-output models) are not supported")
-    model.compile(optimizer=optimizer_from_config(opt_entry), loss=loss_from_config(loss),
-                  metrics=metrics_from_config(config.get("metrics")))
+    metric_spec = metrics_from_config(config.get("metrics"))
+    if len(model.outputs) == 1 and isinstance(metric_spec, list) and metric_spec and \
+            all(isinstance(m, list) for m in metric_spec):  # tf.keras nests one list per output
+        metric_spec = [m for ms in metric_spec for m in ms]
+    loss = loss_from_config(loss)
+    if len(model.outputs) == 1 and isinstance(loss, list) and len(loss) == 1:
+        loss = loss[0]
+    model.compile(optimizer=optimizer_from_config(opt_entry), loss=loss, metrics=metric_spec,
+                  loss_weights=config.get("loss_weights"))
 
 
-__all__ = ["SUPPORTED", "SUPPORTED_LAYERS", "ConfigError", "layer_from_config", "layer_to_config",
-           "model_from_config", "model_to_config", "compile_config", "compile_from_config",
-           "legacy_training_config", "model_class_name"]
+def serialize_keras_object(obj) -> dict:
+    """Keras's name for the one serializer (layers and models)."""
+    return layer_to_config(obj)
+
+
+def deserialize_keras_object(config, custom_objects=None, safe_mode=True):
+    """Keras's name for the one deserializer (layers and models; only registered classes)."""
+    if custom_objects:
+        raise ValueError("rconv does not load custom objects; only built-in classes are supported")
+    return layer_from_config(config)
+
+
+__all__ = ["ConfigError", "supported", "layer_from_config", "layer_to_config", "compile_config",
+           "compile_from_config", "legacy_training_config", "serialize_keras_object", "deserialize_keras_object"]

@@ -16,37 +16,27 @@ import numpy as np
 
 from .. import backend
 from ..layers.core import InputLayer
+from .model_config import model_class_name
 
 
 class WeightsError(ValueError):
     pass
 
 
-def _models():
-    from ..models import Model, Sequential
-    return Model, Sequential
-
-
 def _keras_class_key(layer) -> str:
-    Model, Sequential = _models()
-    if isinstance(layer, Model) and not isinstance(layer, Sequential):
+    if model_class_name(layer) == "Functional":
         return "functional"
     return backend.to_snake_case(type(layer).__name__)
 
 
 def _saved_layers(model) -> list:
-    """The layers Keras's saver visits under `layers/`: Sequential hides its InputLayer, a functional
-    model lists its input layers too."""
-    Model, Sequential = _models()
-    if isinstance(model, Sequential):
-        return list(model.layers)
-    layers = list(getattr(model, "_layers", None) or model.layers)
-    return layers
+    """The layers Keras's saver visits under `layers/` (`model.layers`: Sequential hides its InputLayer,
+    a functional model lists its input layers too)."""
+    return list(model.layers)
 
 
 def _layer_items(model, prefix=""):
     """(path, layer) for every layer, depth first, with Keras 3's unique class-name keys."""
-    Model, _ = _models()
     used = {}
     for layer in _saved_layers(model):
         key = _keras_class_key(layer)
@@ -57,13 +47,12 @@ def _layer_items(model, prefix=""):
             used[key] = 0
         path = f"{prefix}layers/{key}"
         yield path, layer
-        if isinstance(layer, Model):
+        if model_class_name(layer) is not None:
             yield from _layer_items(layer, prefix=path + "/")
 
 
 def _own_weights(layer) -> list:
-    Model, _ = _models()
-    return [] if isinstance(layer, Model) else list(layer.weights)
+    return [] if model_class_name(layer) is not None else list(layer.weights)
 
 
 def _check_shape(source, where, expected, array):
@@ -244,10 +233,7 @@ def _legacy_weights(layer) -> list:
 
 
 def _legacy_layers(model) -> list:
-    Model, Sequential = _models()
-    if isinstance(model, Sequential):
-        return list(model.layers)
-    return list(getattr(model, "_layers", None) or model.layers)
+    return list(model.layers)
 
 
 def _str_attr(values) -> list:
@@ -299,8 +285,7 @@ def write_legacy(group, model, keras_version: str) -> None:
         sub = group.create_group(layer.name)
         weights = _legacy_weights(layer)
         names = [_legacy_weight_name(layer.name, v) for v in weights]
-        Model, _ = _models()
-        if isinstance(layer, Model):  # nested model: name weights by their own layer
+        if model_class_name(layer) is not None:  # nested model: name weights by their own layer
             names = [f"{v.path}:0" for v in weights]
         save_attributes(sub, "weight_names", names)
         for name, var in zip(names, weights):

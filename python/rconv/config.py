@@ -1,0 +1,39 @@
+"""Process-wide settings, under Keras's `keras.config` names where Keras has one.
+
+* Kernel fusion: a ReLU `Conv2D` whose output only a `MaxPooling2D` reads runs with it as one kernel
+  (`ops.conv2d_relu_max_pool`), which never writes the convolution's output to memory. Results equal the
+  unfused layers (the same maxima; gradients up to float32 summation order). On by default; the
+  environment variable ``RCONV_FUSION=0`` or `disable_kernel_fusion()` turns it off (tests compare both).
+  A model picks the setting up the next time it runs: its plan variants are keyed by it.
+"""
+from __future__ import annotations
+
+import os
+
+_fusion = os.environ.get("RCONV_FUSION", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def enable_kernel_fusion() -> None:
+    global _fusion
+    _fusion = True
+
+
+def disable_kernel_fusion() -> None:
+    global _fusion
+    _fusion = False
+
+
+def is_kernel_fusion_enabled() -> bool:
+    return _fusion
+
+
+def floatx() -> str:
+    return "float32"
+
+
+def image_data_format() -> str:
+    return "channels_last"
+
+
+__all__ = ["enable_kernel_fusion", "disable_kernel_fusion", "is_kernel_fusion_enabled", "floatx",
+           "image_data_format"]

@@ -1,0 +1,64 @@
+"""Rewrites of a plan's steps, run once per plan variant (`Plan` + settings -> the steps the executor runs).
+
+* `fuse_conv_pool`: a ReLU Conv2D node whose output only one MaxPooling2D node reads (and which is not a
+  model output) runs inside that node as one kernel (`graph/fused.py`); the conv node is skipped.
+* `split_output_activation`: the given output nodes run without their final activation, so the loss can
+  take logits and fuse softmax+cross-entropy / sigmoid+binary-cross-entropy (Keras's TF backend does the
+  same). The node runs a shallow copy of the layer with a linear activation: the same weight variables,
+  so no layer needs an "apply activation" switch.
+"""
+from __future__ import annotations
+
+import copy
+
+from .. import activations, config
+from .fused import ConvReluMaxPool, fusable
+
+
+def fuse_conv_pool(steps: list, output_slots: list) -> list:
+    readers: dict = {}
+    for i, step in enumerate(steps):
+        for p in step.parents if step is not None else ():
+            readers.setdefault(p, []).append(i)
+    steps = list(steps)
+    for conv_slot, reading in readers.items():
+        if len(reading) != 1 or conv_slot in output_slots or steps[conv_slot] is None:
+            continue
+        conv_step, pool_slot = steps[conv_slot], reading[0]
+        pool_step = steps[pool_slot]
+        if conv_step.multi or not fusable(conv_step.layer, pool_step.layer):
+            continue
+        steps[pool_slot] = pool_step.replaced(runner=ConvReluMaxPool(conv_step.layer, pool_step.layer),
+                                              owner=conv_step.layer, parents=conv_step.parents)
+        steps[conv_slot] = conv_step.replaced(skip=True)
+    return steps
+
+
+def without_activation(layer):
+    """The layer computing its pre-activation output, sharing its weights (a shallow copy)."""
+    linear = copy.copy(layer)
+    linear.activation = activations.linear
+    return linear
+
+
+def split_output_activation(steps: list, slots) -> list:
+    steps = list(steps)
+    for s in slots:
+        step = steps[s]
+        steps[s] = step.replaced(runner=without_activation(step.layer))
+    return steps
+
+
+def variant(plan, split_slots=frozenset()) -> list:
+    """The steps to run for this plan with the current settings; cached on the plan per variant."""
+    key = (frozenset(split_slots), config.is_kernel_fusion_enabled())
+    cache = plan.__dict__.setdefault("_variants", {})
+    steps = cache.get(key)
+    if steps is None:
+        steps = plan.steps
+        if key[1]:
+            steps = fuse_conv_pool(steps, plan.output_slots)
+        if split_slots:
+            steps = split_output_activation(steps, split_slots)
+        cache[key] = steps
+    return steps

@@ -1,0 +1,153 @@
+"""What `compile` sets up for each model output, like Keras 3's `trainers/compile_utils.py`.
+
+* `CompileLoss`: one loss per output (a single loss applies to every output; a list gives one per output;
+  a dict maps output names to losses, outputs it leaves out get none), `loss_weights` likewise. The total
+  is the weighted sum. An output whose loss can take logits (softmax / sigmoid cross-entropy) and whose
+  layer ends in that activation runs without it (`fused_slots`), and the loss fuses the two.
+* `CompileMetrics`: per-output metric objects, resolved at the first batch (`accuracy` needs the shapes).
+  With several outputs, names get the output's name in front (`y1_accuracy`), and per-output losses are
+  tracked as `y1_loss`, as Keras 3 does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+
+
+def _per_output(value, names: list, what: str, single_ok=True) -> list:
+    """A value given once, as a list (one per output) or as a dict keyed by output name -> list per output."""
+    n = len(names)
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"In the dict argument `{what}`, key(s) {unknown} do not correspond to any model "
+                             f"output. Received: {what}={value!r:.300}; the model's outputs are {names}")
+        return [value.get(name) for name in names]
+    if isinstance(value, (list, tuple)) and not (single_ok and n == 1 and what == "metrics"):
+        if len(value) != n:
+            raise ValueError(f"For a model with {n} output(s), when providing the `{what}` argument as a list, it "
+                             f"should have as many entries as the model has outputs. Received: {what}={value!r:.300}")
+        return list(value)
+    if n > 1 and not single_ok:
+        raise ValueError(f"`{what}` must be a list or a dict for a model with {n} outputs; got {value!r:.200}")
+    return [value] * n
+
+
+class CompileLoss:
+    def __init__(self, loss, loss_weights, output_names: list):
+        if loss is None:
+            raise ValueError("compile() needs a `loss`")
+        self.output_names = list(output_names)
+        self.spec = loss
+        self.losses = [None if spec is None else losses_module.get(spec)
+                       for spec in _per_output(loss, self.output_names, "loss")]
+        if all(item is None for item in self.losses):
+            raise ValueError(f"compile(): no output has a loss ({loss!r:.200})")
+        self.weights_spec = loss_weights
+        weights = [1.0] * len(self.output_names) if loss_weights is None else [
+            1.0 if w is None else float(w) for w in _per_output(loss_weights, self.output_names, "loss_weights")]
+        self.weights = weights
+
+    def fused_slots(self, plan) -> frozenset:
+        """Output slots whose final activation the loss fuses with."""
+        slots = set()
+        for loss, slot in zip(self.losses, plan.output_slots):
+            step = plan.steps[slot]
+            if loss is not None and step is not None and loss.fuses_with is not None \
+                    and getattr(step.layer, "activation", None) is not None \
+                    and step.layer.output_activation_name == loss.fuses_with:
+                slots.add(slot)
+        return frozenset(slots)
+
+    def prepare_targets(self, ys: list, output_shapes: list, where: str) -> list:
+        if len(ys) != len(self.losses):
+            raise ValueError(f"{where}the model has {len(self.losses)} outputs but {len(ys)} targets were given")
+        out = []
+        for loss, y, shape in zip(self.losses, ys, output_shapes):
+            out.append(None if loss is None or y is None else loss.prepare_targets(y, shape, where=where))
+        return out
+
+    def __call__(self, ys: list, outs: list, fused: list):
+        """-> (total loss, per-output losses, per-output gradients wrt the outputs)."""
+        total, values, grads = 0.0, [], []
+        for loss, w, y, out, is_fused in zip(self.losses, self.weights, ys, outs, fused):
+            if loss is None or y is None:
+                values.append(None)
+                grads.append(None)
+                continue
+            value, grad = (loss.fused_value_and_grad if is_fused else loss.value_and_grad)(y, out)
+            total += w * float(value)
+            values.append(float(value))
+            grads.append(grad if w == 1.0 else grad * np.float32(w))
+        return total, values, grads
+
+    def get_config_entry(self):
+        return self.spec
+
+
+class CompileMetrics:
+    def __init__(self, metrics, output_names: list):
+        self.output_names = list(output_names)
+        self.spec = metrics
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str,)) or not isinstance(metrics, (list, tuple, dict)):
+            raise ValueError(f"Expected `metrics` argument to be a list, tuple, or dict. Received: metrics={metrics!r}")
+        n = len(self.output_names)
+        if isinstance(metrics, dict):
+            per_output = _per_output(metrics, self.output_names, "metrics")
+        elif n > 1:  # Keras 3: a list for several outputs has one entry (a metric or a list) per output
+            per_output = _per_output(list(metrics), self.output_names, "metrics")
+        else:
+            per_output = [list(metrics)]
+        self.ids = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m]) for m in per_output]
+        for ids in self.ids:
+            for m in ids:  # validate names now, resolve 'accuracy' later (needs shapes)
+                if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
+                    metrics_module.get(m)
+        self.metrics = None  # per output: list of Metric, built at the first batch
+        self.loss_trackers = None
+
+    @property
+    def flat_ids(self) -> list:
+        return [m for ids in self.ids for m in ids]
+
+    def build(self, y_shapes: list, out_shapes: list) -> None:
+        if self.metrics is not None:
+            return
+        multi = len(self.output_names) > 1
+        self.metrics = []
+        for name, ids, y_shape, out_shape in zip(self.output_names, self.ids, y_shapes, out_shapes):
+            built = [metrics_module.get(m, y_shape, out_shape) for m in ids]
+            if multi:
+                for metric in built:
+                    metric.name = f"{name}_{metric.name}"
+            self.metrics.append(built)
+        self.loss_trackers = [metrics_module.Mean(name=f"{name}_loss") for name in self.output_names] if multi else []
+
+    def all(self) -> list:
+        return [m for ms in self.metrics or () for m in ms]
+
+    def reset(self) -> None:
+        for m in self.all() + list(self.loss_trackers or ()):
+            m.reset_state()
+
+    def update(self, ys, outs, fused, activations_of, loss_values, n) -> None:
+        for tracker, value in zip(self.loss_trackers or (), loss_values):
+            if value is not None:
+                tracker.update_state(value, sample_weight=n)
+        for metrics, y, out, is_fused, act in zip(self.metrics, ys, outs, fused, activations_of):
+            probs = None if is_fused else out
+            for m in metrics:
+                if probs is None and not isinstance(m, (metrics_module.CategoricalAccuracy,
+                                                        metrics_module.SparseCategoricalAccuracy)):
+                    probs = activations.get(act)(out)  # argmax-based accuracies are exact on logits
+                m.update_state(y, out if probs is None else probs)
+
+    def results(self) -> dict:
+        logs = {t.name: t.result() for t in self.loss_trackers or ()}
+        logs.update({m.name: m.result() for m in self.all()})
+        return logs

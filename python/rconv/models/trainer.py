@@ -1,0 +1,294 @@
+"""`Trainer`: compile / fit / evaluate / predict for any `Model`, over the one data path.
+
+Every input kind (arrays or lists/dicts of them, Sequences, generators, datasets, image iterators) goes
+through `rconv.data.EpochIterator`; every batch runs through the model's plan with the one executor. A
+training step: forward (outputs whose final softmax/sigmoid fuses with the loss run without it), the
+compiled losses and their gradients, the reverse walk with no input gradient (so nothing is computed
+below the first trainable layer), one optimizer update.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import callbacks as callbacks_module
+from .. import metrics as metrics_module
+from .. import optimizers as optimizers_module
+from ..data import EpochIterator, stream_kind, train_validation_split
+from ..graph import executor, passes
+from .compile_utils import CompileLoss, CompileMetrics
+
+
+def _unpack_validation(data):
+    """`validation_data`: `(x, y)`, `(x, y, sample_weight)`, or a dataset / generator / PyDataset."""
+    if isinstance(data, tuple) or (isinstance(data, list) and len(data) in (2, 3)):
+        if len(data) not in (2, 3):
+            raise ValueError("When passing `validation_data`, it must contain either 2 items (x_val, y_val), or 3 "
+                             f"items (x_val, y_val, val_sample_weights). Received: tuple of {len(data)} items")
+        return (tuple(data) + (None,))[:3]
+    return data, None, None
+
+
+def _require_steps(data, steps, name: str) -> None:
+    """A generator gives no length, so a training or validation epoch over it would never end without a step
+    count (Keras 2's rule, kept as a guard; evaluate/predict run a generator until it stops)."""
+    if steps is None and stream_kind(data) == "iterator":
+        raise ValueError(f"`{name}=None` is only valid for a generator based on the `keras.utils.Sequence` class, "
+                         f"or a dataset with a length. Please specify `{name}` or use the `keras.utils.Sequence` "
+                         "class.")
+
+
+class Trainer:
+    def _init_trainer(self) -> None:
+        self._compiled_trainable = None  # the trainable set, captured at the first train step after compile
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._compile_loss = None
+        self._compile_metrics = None
+        self._loss_tracker = None
+
+    # --- compile ---------------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", **kwargs):
+        if loss is None:
+            raise ValueError(f"Model '{self.name}': compile() needs a `loss`")
+        names = self.output_names if self._plan is not None else ["output"]
+        self.optimizer = optimizers_module.get(optimizer)
+        self._compile_loss = CompileLoss(loss, loss_weights, names)
+        self._compile_metrics = CompileMetrics(metrics, names)
+        self.loss = self._compile_loss.losses[0] if len(names) == 1 and not isinstance(loss, (list, dict)) else loss
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self.compiled = True
+        self._compiled_trainable = None  # Keras: `trainable` changes take effect at (re)compile
+
+    def _assert_compiled(self, method: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(f"You must call `compile()` before using the model (called `{method}` on "
+                               f"model '{self.name}').")
+
+    @property
+    def compile_spec(self) -> dict:
+        """The loss, loss weights and metrics as given to `compile` (what the saved compile config holds)."""
+        return {"loss": self._compile_loss.spec, "loss_weights": self._compile_loss.weights_spec,
+                "metrics": self._compile_metrics.spec}
+
+    @property
+    def metrics(self) -> list:
+        """The loss tracker and the compiled metrics (built at the first batch), like Keras's `model.metrics`."""
+        if not self.compiled:
+            return []
+        return [self._loss_tracker] + list(self._compile_metrics.loss_trackers or ()) + self._compile_metrics.all()
+
+    @property
+    def metrics_names(self) -> list:
+        return [m.name for m in self.metrics]
+
+    @property
+    def _metric_ids(self) -> list:
+        return self._compile_metrics.flat_ids if self.compiled else []
+
+    def _trainable_variables(self) -> list:
+        """The variables the optimizer updates. Like Keras, the set is captured once after `compile` (at the
+        first training step): changing `trainable` later only takes effect after compiling again."""
+        if self._compiled_trainable is None:
+            self._compiled_trainable = list(self.trainable_weights)
+            executor.check_differentiable(self._plan, passes.variant(self._plan),
+                                          {id(v) for v in self._compiled_trainable})
+        return self._compiled_trainable
+
+    # --- one batch ---------------------------------------------------------------------------------
+    def _targets(self, y, outs_shapes) -> list:
+        if y is None:
+            raise ValueError(f"Model '{self.name}': training and evaluation need targets `y`")
+        flat = self._flatten_data(y, self._outputs_struct, self.output_names, "output")
+        return self._compile_loss.prepare_targets(flat, outs_shapes, where=f"Model '{self.name}': ")
+
+    def _step(self, x, y, training: bool):
+        xs = self._prepare_inputs(x)
+        plan = self._plan
+        split = self._compile_loss.fused_slots(plan)
+        steps = passes.variant(plan, split)
+        ys = self._targets(y, [t.shape for t in self.outputs])
+        for a, b in zip(xs[:1], [t for t in ys if t is not None][:1]):
+            if len(a) != len(b):
+                raise ValueError(f"Model '{self.name}': x and y must have the same number of samples, got x with "
+                                 f"shape {a.shape} and y with shape {b.shape}")
+        self._compile_metrics.build([np.shape(t) for t in self._raw_y_shapes(y)], [t.shape for t in self.outputs])
+        outs, tape = executor.forward(plan, steps, xs, training=training)
+        fused = [s in split for s in plan.output_slots]
+        total, values, grads = self._compile_loss(ys, outs, fused)
+        if training:
+            variables = self._trainable_variables()
+            _, weight_grads = executor.backward(plan, tape, grads, {id(v) for v in variables}, need_input_grad=False)
+            self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
+        n = len(xs[0])
+        self._loss_tracker.update_state(total, sample_weight=n)
+        acts = [step.layer.output_activation_name if step is not None else None
+                for step in (plan.steps[s] for s in plan.output_slots)]
+        self._compile_metrics.update(ys, outs, fused, acts, values, n)
+
+    def _raw_y_shapes(self, y) -> list:
+        return [np.asarray(t) for t in self._flatten_data(y, self._outputs_struct, self.output_names, "output")]
+
+    def _reset_metrics(self) -> None:
+        self._loss_tracker.reset_state()
+        self._compile_metrics.reset()
+
+    def _logs(self, prefix: str = "") -> dict:
+        logs = {"loss": self._loss_tracker.result(), **self._compile_metrics.results()}
+        return {prefix + k: float(v) for k, v in sorted(logs.items())}  # Keras 3 sorts log keys
+
+    def _unpack(self, batch):
+        x, y, sample_weight = batch
+        if sample_weight is not None:
+            self._warn_sample_weight()
+        return x, y
+
+    def _warn_sample_weight(self) -> None:
+        if not getattr(self, "_sw_warned", False):
+            self._sw_warned = True
+            warnings.warn("rconv does not support sample weights yet: the `sample_weight` part of the data is "
+                          "ignored.", UserWarning, stacklevel=4)
+
+    # --- fit -------------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq=1):
+        self._assert_compiled("fit")
+        if class_weight is not None or sample_weight is not None:
+            raise NotImplementedError("class_weight and sample_weight are not supported yet")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        self._sw_warned = False
+        if validation_split and validation_data is None:
+            (x, y), validation_data = train_validation_split((x, y), validation_split)
+        _require_steps(x, steps_per_epoch, "steps_per_epoch")
+        iterator = EpochIterator(x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle)
+        val_iterator = None
+        if validation_data is not None:
+            val_x, val_y, val_sw = _unpack_validation(validation_data)
+            _require_steps(val_x, validation_steps, "validation_steps")
+            val_iterator = EpochIterator(val_x, val_y, val_sw, batch_size=validation_batch_size or batch_size,
+                                         steps_per_epoch=validation_steps, training=False)
+        cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                                            verbose=verbose, epochs=epochs, steps=iterator.num_batches, mode="train")
+        self.stop_training = False
+        cbs.on_train_begin()
+        logs = {}
+        for epoch in iterator.epochs(initial_epoch, epochs):
+            self._reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            for step, batch in iterator.enumerate_epoch():
+                cbs.on_train_batch_begin(step)
+                self._step(*self._unpack(batch), training=True)
+                cbs.on_train_batch_end(step, self._logs())
+                if self.stop_training:
+                    break
+            logs = self._logs()
+            if val_iterator is not None and (epoch + 1) % validation_freq == 0:
+                val = self._evaluate_iterator(val_iterator, cbs)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return cbs.history
+
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, validation_freq=1, class_weight=None,
+                      max_queue_size=10, workers=1, use_multiprocessing=False, shuffle=True, initial_epoch=0):
+        """Keras 2's deprecated spelling of `fit(generator, ...)`."""
+        warnings.warn("`Model.fit_generator` is deprecated and will be removed in a future version. Please use "
+                      "`Model.fit`, which supports generators.", DeprecationWarning, stacklevel=2)
+        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
+                        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
+                        validation_freq=validation_freq, class_weight=class_weight, shuffle=shuffle,
+                        initial_epoch=initial_epoch)
+
+    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
+                           use_multiprocessing=False, verbose=0):
+        """Keras 2's deprecated spelling of `evaluate(generator, ...)`."""
+        warnings.warn("`Model.evaluate_generator` is deprecated and will be removed in a future version. "
+                      "Please use `Model.evaluate`, which supports generators.", DeprecationWarning, stacklevel=2)
+        return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+
+    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
+                          use_multiprocessing=False, verbose=0):
+        """Keras 2's deprecated spelling of `predict(generator, ...)`."""
+        warnings.warn("`Model.predict_generator` is deprecated and will be removed in a future version. "
+                      "Please use `Model.predict`, which supports generators.", DeprecationWarning, stacklevel=2)
+        return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+
+    # --- evaluate / predict --------------------------------------------------------------------------
+    def _evaluate_iterator(self, iterator, cbs) -> dict:
+        self._reset_metrics()
+        cbs.on_test_begin()
+        for step, batch in iterator.enumerate_epoch():
+            cbs.on_test_batch_begin(step)
+            self._step(*self._unpack(batch), training=False)
+            cbs.on_test_batch_end(step, self._logs())
+        logs = self._logs()
+        cbs.on_test_end(logs)
+        return logs
+
+    def _result(self, logs: dict, return_dict: bool):
+        if return_dict:
+            return logs
+        values = [logs[name] for name in self.metrics_names if name in logs]
+        return values[0] if len(values) == 1 else values
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        self._assert_compiled("evaluate")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        self._sw_warned = False
+        iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, training=False)
+        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                            epochs=1, steps=iterator.num_batches, mode="test")
+        return self._result(self._evaluate_iterator(iterator, cbs), return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        verbose = 1 if verbose == "auto" else int(verbose)
+        iterator = EpochIterator(x, None, batch_size=batch_size, steps_per_epoch=steps, training=False)
+        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                            epochs=1, steps=iterator.num_batches, mode="predict")
+        cbs.on_predict_begin()
+        outputs = None
+        for step, batch in iterator.enumerate_epoch():
+            cbs.on_predict_batch_begin(step)
+            xs = self._prepare_inputs(batch[0])
+            outs, _ = executor.forward(self._plan, passes.variant(self._plan), xs, training=False)
+            if outputs is None:
+                outputs = [[] for _ in outs]
+            for acc, out in zip(outputs, outs):
+                acc.append(np.array(out, np.float32))  # a copy: `out` may be a reused buffer
+            cbs.on_predict_batch_end(step, {"outputs": self._pack(outs, self._outputs_struct)})
+        cbs.on_predict_end()
+        if outputs is None:
+            if self._plan is None:
+                raise ValueError(f"Model '{self.name}': predict() got no batches from its input, so the output "
+                                 "shape is unknown")
+            outputs = [[np.empty((0,) + tuple(t.shape[1:]), np.float32)] for t in self.outputs]
+        return self._pack([np.concatenate(acc) for acc in outputs], self._outputs_struct)
+
+    # --- single batches --------------------------------------------------------------------------------
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        self._assert_compiled("train_on_batch")
+        self._reset_metrics()
+        self._step(x, y, training=True)
+        return self._result(self._logs(), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._assert_compiled("test_on_batch")
+        self._reset_metrics()
+        self._step(x, y, training=False)
+        return self._result(self._logs(), return_dict)
+
+    def predict_on_batch(self, x):
+        xs = self._prepare_inputs(x)
+        outs, _ = executor.forward(self._plan, passes.variant(self._plan), xs, training=False)
+        return self._pack(outs, self._outputs_struct)
