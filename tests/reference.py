@@ -65,21 +65,25 @@ def assert_close(actual, ref, what: str, rtol: float = 1e-4, atol_scale: float =
     np.testing.assert_allclose(actual.astype(np.float64), ref, rtol=rtol, atol=atol, err_msg=detail)
 
 
-def numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central finite differences of the scalar function f at x (float64)."""
+def numeric_grad(f, x: np.ndarray, h: float = 1e-6, indices=None) -> np.ndarray:
+    """Central finite differences of the scalar function f at x (float64).
+
+    Every entry by default (same shape as x); with `indices` (flat indices into x) only those
+    entries, returned as a 1-D array aligned with `indices`.
+    """
     x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
+    flat = x.reshape(-1)  # a view: writing flat[i] perturbs x
+    chosen = range(flat.size) if indices is None else [int(i) for i in indices]
+    g = np.zeros(len(chosen))
+    for k, i in enumerate(chosen):
+        old = flat[i]
+        flat[i] = old + h
         fp = f(x)
-        x[i] = old - h
+        flat[i] = old - h
         fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
+        flat[i] = old
+        g[k] = (fp - fm) / (2 * h)
+    return g.reshape(x.shape) if indices is None else g
 
 
 # --- padding (TensorFlow rule) ----------------------------------------------------------------------
@@ -217,10 +221,31 @@ def avg_pool2d_backward(x, grad_y, pool_size, strides=None, padding="valid") -> 
     return gx
 
 
+def global_avg_pool2d(x, keepdims=False) -> np.ndarray:
+    x = f64(x)
+    n, h, w, c = x.shape
+    y = np.zeros((n, c))
+    for r in range(h):
+        for col in range(w):
+            y += x[:, r, col, :]
+    y /= h * w
+    return y.reshape(n, 1, 1, c) if keepdims else y
+
+
+def global_max_pool2d(x, keepdims=False) -> np.ndarray:
+    x = f64(x)
+    n, _, _, c = x.shape
+    y = x.reshape(n, -1, c).max(axis=1)
+    return y.reshape(n, 1, 1, c) if keepdims else y
+
+
 # --- dense --------------------------------------------------------------------------------------------
 
 def dense(x, kernel, bias=None) -> np.ndarray:
+    """x (..., in) @ kernel (in, out) + bias: rank > 2 inputs act on the last axis, like Keras."""
     x, kernel = f64(x), f64(kernel)
+    lead = x.shape[:-1]
+    x = x.reshape(-1, x.shape[-1])
     n, fin = x.shape
     fout = kernel.shape[1]
     y = np.zeros((n, fout))
@@ -229,7 +254,7 @@ def dense(x, kernel, bias=None) -> np.ndarray:
             y[b, o] = np.dot(x[b, :], kernel[:, o])
     if bias is not None:
         y += f64(bias)
-    return y
+    return y.reshape(lead + (fout,))
 
 
 def dense_backward(x, kernel, grad_y):
@@ -279,6 +304,20 @@ def softmax_backward(y, grad_y):
     """J^T g with J_ij = y_i (delta_ij - y_j), per row of the last axis: y_i (g_i - sum_j g_j y_j)."""
     y, g = f64(y), f64(grad_y)
     return y * (g - (g * y).sum(axis=-1, keepdims=True))
+
+
+def linear(x):
+    return f64(x)
+
+
+ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "softmax": softmax, "linear": linear}
+
+
+def activation(name: str, x) -> np.ndarray:
+    """The float64 reference of the activation called `name` (Keras's names)."""
+    if name not in ACTIVATIONS:
+        raise KeyError(f"tests/reference.py has no reference for activation {name!r}; add one to ACTIVATIONS")
+    return ACTIVATIONS[name](x)
 
 
 # --- losses: (mean loss, gradient of the mean) --------------------------------------------------------
