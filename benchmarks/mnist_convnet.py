@@ -17,7 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SHARED_BENCH = HERE.parent.parent / "shared" / "bench"
 # Runs a script in this process and reports its peak resident memory when it exits.
-RSS_WRAPPER = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, __import__('os').path.dirname(sys.argv[0]));"
+RSS_WRAPPER = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+               "sys.path.insert(0, __import__('os').path.dirname(sys.argv[0]));"
                "runpy.run_path(sys.argv[0], run_name='__main__');"
                "print(f'peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}')")
 
@@ -65,7 +66,8 @@ def main() -> None:
     def fmt(v, spec):
         return format(v, spec) if v is not None else "-"
     print(f"\nseed MNIST convnet, batch {args.batch}, {args.epochs} epoch(s), last epoch")
-    print(f"{'system':<8} {'train img/s':>11} {'infer img/s':>11} {'batch-1 us':>10} {'peak RSS MB':>11} {'test acc':>8}")
+    print(f"{'system':<8} {'train img/s':>11} {'infer img/s':>11} {'batch-1 us':>10} "
+          f"{'peak RSS MB':>11} {'test acc':>8}")
     for name, r in results.items():
         if r:
             print(f"{name:<8} {r['train']:11.0f} {r['infer']:11.0f} {fmt(r['latency'], '10.0f')} "

@@ -5,12 +5,10 @@ import collections
 import sys
 import time
 
-import numpy as np
-
 import rconv
 from rconv import layers, models
 from rconv.datasets import mnist
-from rconv.layers.fusion import ConvReluMaxPool
+from rconv.graph.fused import ConvReluMaxPool
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64

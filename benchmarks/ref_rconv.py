@@ -3,8 +3,6 @@ usage: ref_rconv.py [epochs] [batch] [dataset]"""
 import sys
 import time
 
-import numpy as np
-
 import rconv
 from rconv import layers, models
 from rconv.datasets import fashion_mnist, mnist

@@ -116,7 +116,8 @@ def test_conv2d_bad_strides(ops, strides):
 
 
 def test_conv2d_zero_sized_kernel_or_channels(ops):
-    for x, k in ((f32(1, 5, 5, 0), f32(3, 3, 0, 2)), (f32(1, 5, 5, 2), f32(3, 3, 2, 0)), (f32(1, 5, 5, 2), f32(0, 3, 2, 2))):
+    for x, k in ((f32(1, 5, 5, 0), f32(3, 3, 0, 2)), (f32(1, 5, 5, 2), f32(3, 3, 2, 0)),
+                 (f32(1, 5, 5, 2), f32(0, 3, 2, 2))):
         try:
             y = ops.conv2d(x, k, padding="same")
         except ValueError as e:
@@ -161,9 +162,11 @@ def test_dense_bad_inputs(ops):
     expect(ValueError, ops.dense, f32(2, 5), f32(5, 3), f32(1, 3), op="dense", shapes=[(1, 3)])
     expect(TypeError, ops.dense, np.ones((2, 5), np.int64), f32(5, 3), op="dense", shapes=[(2, 5)])
     expect(TypeError, ops.dense, f32(2, 5), f32(5, 3), np.zeros(3, np.int64), op="dense", shapes=[(3,)])
-    expect(ValueError, ops.dense_backward, f32(2, 5), f32(5, 3), f32(2, 4), op="dense_backward", shapes=[(2, 4), (2, 3)])
+    expect(ValueError, ops.dense_backward, f32(2, 5), f32(5, 3), f32(2, 4), op="dense_backward",
+           shapes=[(2, 4), (2, 3)])
     expect(ValueError, ops.dense_backward, f32(2, 5), f32(5, 3), f32(3, 3), op="dense_backward", shapes=[(3, 3)])
-    expect(ValueError, ops.dense_backward, f32(2, 5), f32(4, 3), f32(2, 3), op="dense_backward", shapes=[(2, 5), (4, 3)])
+    expect(ValueError, ops.dense_backward, f32(2, 5), f32(4, 3), f32(2, 3), op="dense_backward",
+           shapes=[(2, 5), (4, 3)])
     expect(TypeError, ops.dense_backward, f32(2, 5), f32(5, 3), np.ones((2, 3), np.int32), op="dense_backward")
 
 
@@ -355,7 +358,8 @@ def _noncontig_calls(ops):
         ("softmax", ops.softmax, (x,)), ("softmax_backward", ops.softmax_backward, (x, x)),
         ("softmax_cross_entropy", ops.softmax_cross_entropy, (xd, ref.one_hot(np.arange(5) % 7, 7).astype(np.float32))),
         ("sigmoid_cross_entropy", ops.sigmoid_cross_entropy, (p, y01)),
-        ("categorical_cross_entropy", ops.categorical_cross_entropy, (p, ref.one_hot(np.arange(5) % 4, 4).astype(np.float32))),
+        ("categorical_cross_entropy", ops.categorical_cross_entropy,
+         (p, ref.one_hot(np.arange(5) % 4, 4).astype(np.float32))),
         ("binary_cross_entropy", ops.binary_cross_entropy, (p / p.max(), y01)),
         ("mean_squared_error", ops.mean_squared_error, (p, y01)),
     ]
@@ -409,11 +413,13 @@ def _raw_calls(raw):
         ("dense_backward", lambda a: raw.dense_backward(a[0], a[1], a[2]), [xd, kd, gyd]),
         ("relu", lambda a: raw.activation(a[0], "relu"), [x]),
         ("softmax_backward", lambda a: raw.activation_backward(a[0], a[1], "softmax"), [x, x]),
-        ("softmax_cross_entropy", lambda a: raw.loss(a[0], a[1], "softmax_cross_entropy"), [p, ref.one_hot(ids, 3).astype(np.float32)]),
+        ("softmax_cross_entropy", lambda a: raw.loss(a[0], a[1], "softmax_cross_entropy"),
+         [p, ref.one_hot(ids, 3).astype(np.float32)]),
         ("categorical_cross_entropy", lambda a: raw.loss(a[0], a[1], "categorical_cross_entropy"), [p, ids]),
         ("mean_squared_error", lambda a: raw.loss(a[0], a[1], "mean_squared_error"), [p, p.copy()]),
         ("sgd_update", lambda a: raw.sgd_update(a[0], a[1], a[2], 0.1, 0.9, False), [f32(4, 3), f32(4, 3), f32(4, 3)]),
-        ("rmsprop_update", lambda a: raw.rmsprop_update(a[0], a[1], a[2], 0.1, 0.9, 1e-7), [f32(4, 3), f32(4, 3), np.ones((4, 3), np.float32)]),
+        ("rmsprop_update", lambda a: raw.rmsprop_update(a[0], a[1], a[2], 0.1, 0.9, 1e-7),
+         [f32(4, 3), f32(4, 3), np.ones((4, 3), np.float32)]),
         ("adam_update", lambda a: raw.adam_update(a[0], a[1], a[2], a[3], 0.1, 0.9, 0.999, 1e-7, 1),
          [f32(4, 3), f32(4, 3), f32(4, 3), np.ones((4, 3), np.float32)]),
     ]
@@ -537,7 +543,8 @@ def test_empty_batch(ops):
         _empty_ok(name, getattr(ops, name), np.zeros((0, 4), np.float32), expected_shapes=[(0, 4)])
         _empty_ok(name + "_backward", getattr(ops, name + "_backward"), np.zeros((0, 4), np.float32),
                   np.zeros((0, 4), np.float32), expected_shapes=[(0, 4)])
-    for name, labels in (("softmax_cross_entropy", np.zeros(0, np.int64)), ("categorical_cross_entropy", np.zeros((0, 4))),
+    for name, labels in (("softmax_cross_entropy", np.zeros(0, np.int64)),
+                         ("categorical_cross_entropy", np.zeros((0, 4))),
                          ("sigmoid_cross_entropy", np.zeros((0, 4))), ("binary_cross_entropy", np.zeros((0, 4))),
                          ("mean_squared_error", np.zeros((0, 4)))):
         try:

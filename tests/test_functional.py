@@ -26,8 +26,12 @@ def _dag(seed=0):
 
 def _dag_reference(params, x):
     """float64 NumPy forward of `_dag` (params by layer name: (kernel, bias))."""
-    relu = lambda z: np.maximum(z, 0.0)
-    dense = lambda name, v: v @ params[name][0] + params[name][1]
+    def relu(z):
+        return np.maximum(z, 0.0)
+
+    def dense(name, v):
+        return v @ params[name][0] + params[name][1]
+
     a = relu(dense("a", x))
     b = dense("b", a)
     c = relu(dense("c", a))
@@ -49,7 +53,9 @@ def test_dag_gradients_match_float64_finite_differences():
                   model.get_layer(n).bias.numpy().astype(np.float64)] for n in names}
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(y, _dag_reference(params, x64), rtol=1e-5, atol=1e-5)
-    objective = lambda: float(np.sum(_dag_reference(params, x64) * g_out))
+
+    def objective():
+        return float(np.sum(_dag_reference(params, x64) * g_out))
 
     assert len(grads) == len(model.weights) == 10  # the shared layer's weights appear once
     eps = 1e-6
@@ -276,7 +282,10 @@ def test_real_keras_functional_config_loads():
     model = Functional.from_config(cfg)
     assert model.name == "small_functional" and model.layers[0].name == "img"
     mine = model.get_config()
-    strip = lambda c: [(e["name"], e["class_name"], e["inbound_nodes"]) for e in c["layers"]]
+
+    def strip(c):
+        return [(e["name"], e["class_name"], e["inbound_nodes"]) for e in c["layers"]]
+
     assert strip(mine) == strip(cfg)
     assert mine["input_layers"] == cfg["input_layers"] and mine["output_layers"] == cfg["output_layers"]
 

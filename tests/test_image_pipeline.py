@@ -199,7 +199,8 @@ def test_prefetch_thread_stops(tree):
 def test_no_hang_at_interpreter_exit(tree):
     code = textwrap.dedent(f"""
         from rconv.preprocessing.image import ImageDataGenerator
-        it = ImageDataGenerator(rotation_range=10).flow_from_directory({str(tree)!r}, target_size=(16, 20), batch_size=2)
+        it = ImageDataGenerator(rotation_range=10).flow_from_directory({str(tree)!r}, target_size=(16, 20),
+                                                                       batch_size=2)
         next(it)
         print("done")
     """)
@@ -239,7 +240,8 @@ def test_standardize_order_and_fit():
     np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1, atol=1e-3)
     # Keras's order: preprocessing_function runs before rescale
     g2 = ImageDataGenerator(rescale=2.0, preprocessing_function=lambda im: im + 1, samplewise_center=True)
-    np.testing.assert_allclose(g2.standardize(x[0].copy()), (x[0] + 1) * 2 - ((x[0] + 1) * 2).mean(), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(g2.standardize(x[0].copy()), (x[0] + 1) * 2 - ((x[0] + 1) * 2).mean(),
+                               rtol=1e-5, atol=1e-3)
 
 
 def test_random_transform_params():
@@ -333,7 +335,8 @@ def test_batches_go_through_the_rust_kernel(monkeypatch):
     assert calls == [(5, 10, 12, 3)]                                  # one call for the whole batch
     assert out.shape == x.shape
     ref = affine_mod.numpy_affine_transform  # and the kernel agrees with the NumPy resampler
-    vec = affine_mod.matrix_to_kernel_vector(_keras_matrix(dict(theta=25, tx=1.5, ty=-2.25, shear=8, zx=0.9, zy=1.2), 10, 12))
+    params = dict(theta=25, tx=1.5, ty=-2.25, shear=8, zx=0.9, zy=1.2)
+    vec = affine_mod.matrix_to_kernel_vector(_keras_matrix(params, 10, 12))
     for mode in ("constant", "nearest", "reflect", "wrap"):
         for interp in ("bilinear", "nearest"):
             k = real(x[:2], np.stack([vec, vec]), interpolation=interp, fill_mode=mode, fill_value=3.0)

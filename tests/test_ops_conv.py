@@ -227,7 +227,8 @@ def test_conv2d_bias_none_equals_zero_bias(ops):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
     k = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
-    np.testing.assert_array_equal(ops.conv2d(x, k, None, 1, "same"), ops.conv2d(x, k, np.zeros(4, np.float32), 1, "same"))
+    np.testing.assert_array_equal(ops.conv2d(x, k, None, 1, "same"),
+                                  ops.conv2d(x, k, np.zeros(4, np.float32), 1, "same"))
 
 
 def test_conv2d_is_deterministic(ops):

@@ -359,7 +359,8 @@ def test_forward(ops, i):
         np.testing.assert_array_equal(y, ops.max_pool2d(z, g["pool_size"], g["pool_strides"], ppad),
                                       err_msg=f"fused forward differs from max_pool2d(conv2d(relu)) {IDS[i]}")
     # 3. winners: dtype, shape, and exactly the first maximum's offset (or NO_WINNER)
-    assert at is not None and at.dtype == np.uint32 and at.shape == y.shape, (None if at is None else (at.dtype, at.shape))
+    assert at is not None and at.dtype == np.uint32 and at.shape == y.shape, (
+        None if at is None else (at.dtype, at.shape))
     np.testing.assert_array_equal(at, ref_winners(z, pool, ps, ppad), err_msg=f"winners {IDS[i]}")
     # 4. without winners: the same y, and None
     y2, none = ops.conv2d_relu_max_pool(x, k, b, **g)
@@ -418,7 +419,8 @@ def test_winners_hand_example(ops):
     np.testing.assert_array_equal(gk[0, 1, 0], [2 + 1 + 9 + 9 + 0 + 0 + 0, 5 + 0 + 0 + 4 + 0 + 0, 0])
     exp_gx = np.zeros_like(x)
     for img, r, c, ch in [(0, 0, 1, 0), (0, 1, 2, 0), (0, 2, 0, 0), (0, 2, 2, 0), (0, 0, 0, 1), (0, 0, 3, 1),
-                          (1, 0, 0, 0), (1, 0, 3, 0), (1, 2, 0, 0), (1, 0, 1, 1), (1, 0, 2, 1), (1, 2, 1, 1), (1, 2, 2, 1)]:
+                          (1, 0, 0, 0), (1, 0, 3, 0), (1, 2, 0, 0), (1, 0, 1, 1), (1, 0, 2, 1), (1, 2, 1, 1),
+                          (1, 2, 2, 1)]:
         exp_gx[img, r, c, 0] += k[0, 0, 0, ch]
     np.testing.assert_array_equal(gx, exp_gx)
 
@@ -434,7 +436,8 @@ def test_all_relu_inactive(ops):
         y, at = ops.conv2d_relu_max_pool(x, k, b, 1, "same", 2, None, "same", winners=True)
         assert y.shape == (2, 4, 4, cout)
         assert (y == 0).all() and (at == NO_WINNER).all(), (cout, y.max(), np.unique(at))
-        gx, gk, gb = ops.conv2d_relu_max_pool_backward(x, k, rng.standard_normal(y.shape), at, 1, "same", 2, None, "same")
+        gx, gk, gb = ops.conv2d_relu_max_pool_backward(x, k, rng.standard_normal(y.shape), at, 1, "same",
+                                                       2, None, "same")
         assert not gx.any() and not gk.any() and not gb.any(), cout
 
 
@@ -467,7 +470,8 @@ def test_backward(ops, i):
     assert len(out) == 3, f"backward must return (grad_x, grad_kernel, grad_bias), got {len(out)} items"
     gx, gk, gb = out
     for name, a, shape in (("grad_x", gx, x.shape), ("grad_kernel", gk, k.shape), ("grad_bias", gb, (c["cout"],))):
-        assert a is not None and a.dtype == np.float32 and a.shape == shape, (name, None if a is None else (a.dtype, a.shape))
+        assert a is not None and a.dtype == np.float32 and a.shape == shape, (
+            name, None if a is None else (a.dtype, a.shape))
     rgx, rgk, rgb = ref_backward(ops, x, k, b, gy, c)
     ref.assert_close(gx, rgx, f"grad_x {IDS[i]}")
     ref.assert_close(gk, rgk, f"grad_kernel {IDS[i]}")
@@ -543,7 +547,8 @@ def test_tie_cases_have_ties(ops):
         ow, pl, _ = ref.out_and_pad(w, pool[1], ps[1], ppad)
         for oi in range(oh):
             for oj in range(ow):
-                win = z[:, max(oi * ps[0] - pt, 0):oi * ps[0] - pt + pool[0], max(oj * ps[1] - pl, 0):oj * ps[1] - pl + pool[1]]
+                r0, c0 = oi * ps[0] - pt, oj * ps[1] - pl
+                win = z[:, max(r0, 0):r0 + pool[0], max(c0, 0):c0 + pool[1]]
                 m = win.max(axis=(1, 2))
                 ties += int(((m > 0) & ((win == m[:, None, None, :]).sum(axis=(1, 2)) > 1)).sum())
     assert len(TIE_CASES) >= 30 and ties >= 500, (len(TIE_CASES), ties)

@@ -55,9 +55,12 @@ def test_reference_dense_backward_matches_finite_differences():
         x, k, b = rng.standard_normal((n, fin)), rng.standard_normal((fin, fout)), rng.standard_normal(fout)
         gy = rng.standard_normal((n, fout))
         gx, gk, gb = ref.dense_backward(x, k, gy)
-        np.testing.assert_allclose(gx, ref.numeric_grad(lambda v: (ref.dense(v, k, b) * gy).sum(), x), rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(gk, ref.numeric_grad(lambda v: (ref.dense(x, v, b) * gy).sum(), k), rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(gb, ref.numeric_grad(lambda v: (ref.dense(x, k, v) * gy).sum(), b), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gx, ref.numeric_grad(lambda v: (ref.dense(v, k, b) * gy).sum(), x),
+                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gk, ref.numeric_grad(lambda v: (ref.dense(x, v, b) * gy).sum(), k),
+                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gb, ref.numeric_grad(lambda v: (ref.dense(x, k, v) * gy).sum(), b),
+                                   rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("i", range(len(DENSE)), ids=DENSE_IDS)
@@ -109,7 +112,8 @@ def _act_cases():
     while len(cases) < len(ACT_EDGE) + N_RANDOM:
         rank = int(rng.integers(1, 5))
         shape = tuple(int(rng.integers(1, 9 if rank > 2 else 40)) for _ in range(rank))
-        cases.append(dict(shape=shape, scale=float(rng.choice([0.5, 1.0, 3.0, 10.0, 60.0])), f64=bool(rng.random() < 0.2)))
+        scale = float(rng.choice([0.5, 1.0, 3.0, 10.0, 60.0]))
+        cases.append(dict(shape=shape, scale=scale, f64=bool(rng.random() < 0.2)))
     return cases
 
 
@@ -138,7 +142,8 @@ def test_reference_activation_backward_matches_finite_differences():
                                    ref.numeric_grad(lambda v: (ref.sigmoid(v) * g).sum(), x), rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(ref.softmax_backward(ref.softmax(x), g),
                                    ref.numeric_grad(lambda v: (ref.softmax(v) * g).sum(), x), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(ref.softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]])), [[0.5, 0.5], [0.25, 0.75]])
+    np.testing.assert_allclose(ref.softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]])),
+                               [[0.5, 0.5], [0.25, 0.75]])
     np.testing.assert_allclose(ref.sigmoid(np.array([-800.0, 0.0, 800.0])), [0.0, 0.5, 1.0])
 
 
@@ -166,7 +171,8 @@ def test_softmax(ops, i):
     y = ops.softmax(x)
     ref.assert_close(y, ref.softmax(R(x)), f"softmax {ACT_IDS[i]}")
     assert np.all(np.isfinite(y)), f"softmax {ACT_IDS[i]}: non-finite output"
-    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=0, atol=1e-5, err_msg=f"softmax {ACT_IDS[i]}: rows must sum to 1")
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=0, atol=1e-5,
+                               err_msg=f"softmax {ACT_IDS[i]}: rows must sum to 1")
     ys = R(ref.softmax(R(x)))
     ref.assert_close(ops.softmax_backward(ys.astype(x.dtype), gy), ref.softmax_backward(ys, R(gy)),
                      f"softmax_backward {ACT_IDS[i]}")

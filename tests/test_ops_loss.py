@@ -127,7 +127,8 @@ def _probs01(rng, c):
     return p.astype(np.float64 if c["f64"] else np.float32)
 
 
-@pytest.mark.parametrize("i", range(len(ELEM)), ids=[s + ("-clip" if c["clip"] else "") for s, c in zip(ELEM_IDS, ELEM)])
+@pytest.mark.parametrize("i", range(len(ELEM)),
+                         ids=[s + ("-clip" if c["clip"] else "") for s, c in zip(ELEM_IDS, ELEM)])
 def test_binary_cross_entropy(ops, i):
     c = ELEM[i]
     rng = np.random.default_rng(SEED + 3000 + i)
@@ -155,9 +156,10 @@ def _cce_cases():
              dict(n=64, c=10, kind="softmax", form="ids64"), dict(n=5, c=100, kind="uniform", form="soft")]
     for f in LABEL_FORMS:
         cases.append(dict(n=6, c=4, kind="softmax", form=f))
+    kinds = ["uniform", "uniform", "softmax", "softmax", "zeros", "tiny", "onehot_probs"]
     while len(cases) < N_CASES:
         cases.append(dict(n=int(rng.integers(1, 33)), c=int(rng.choice([2, 3, 4, 5, 7, 10, 17])),
-                          kind=str(rng.choice(["uniform", "uniform", "softmax", "softmax", "zeros", "tiny", "onehot_probs"])),
+                          kind=str(rng.choice(kinds)),
                           form=str(rng.choice(LABEL_FORMS))))
     return cases
 
@@ -218,7 +220,8 @@ def test_reference_losses_match_finite_differences():
         np.testing.assert_allclose(g, ref.numeric_grad(lambda v: ref.sigmoid_cross_entropy(v, y)[0], z), atol=1e-8)
         p = rng.uniform(0.01, 0.99, (n, c))
         _, g = ref.binary_cross_entropy(p, y)
-        np.testing.assert_allclose(g, ref.numeric_grad(lambda v: ref.binary_cross_entropy(v, y)[0], p), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(g, ref.numeric_grad(lambda v: ref.binary_cross_entropy(v, y)[0], p),
+                                   rtol=1e-6, atol=1e-8)
         _, g = ref.mean_squared_error(z, y)
         np.testing.assert_allclose(g, ref.numeric_grad(lambda v: ref.mean_squared_error(v, y)[0], z), atol=1e-8)
     # clipped entries: the loss is flat there, so finite differences (with a step that stays inside
@@ -239,7 +242,8 @@ def test_reference_losses_match_finite_differences():
     assert g[0, 0] == g[0, 1] == g[0, 2] == 0.0
     # hand values: log(2) for a fair coin, Keras's clip value for a confident miss
     np.testing.assert_allclose(ref.sigmoid_cross_entropy(np.zeros((1, 1)), np.ones((1, 1)))[0], np.log(2))
-    np.testing.assert_allclose(ref.binary_cross_entropy(np.zeros((1, 1)), np.ones((1, 1)))[0], -np.log(np.float32(1e-7)))
+    np.testing.assert_allclose(ref.binary_cross_entropy(np.zeros((1, 1)), np.ones((1, 1)))[0],
+                               -np.log(np.float32(1e-7)))
 
 
 def test_loss_case_coverage():

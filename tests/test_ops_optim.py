@@ -31,7 +31,8 @@ def assert_update(p_new, p_old, p_ref, what):
     old = p_old.astype(np.float64)
     step, rstep = p_new.astype(np.float64) - old, p_ref - old
     scale = float(np.abs(rstep).max()) if rstep.size else 0.0
-    allowed = 1e-4 * np.abs(rstep) + 1e-4 * scale + 2 * np.spacing(np.maximum(np.abs(p_new), np.abs(p_ref)).astype(np.float32))
+    ulp = np.spacing(np.maximum(np.abs(p_new), np.abs(p_ref)).astype(np.float32))
+    allowed = 1e-4 * np.abs(rstep) + 1e-4 * scale + 2 * ulp
     err = np.abs(step - rstep)
     bad = err > allowed
     if bad.any():

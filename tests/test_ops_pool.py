@@ -264,7 +264,9 @@ def test_pool_larger_batch(ops):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((16, 13, 11, 6)).astype(np.float32)
     gy = rng.standard_normal((16, 7, 6, 6)).astype(np.float32)
-    for name, f, fb, rf, rb in (("max", ops.max_pool2d, ops.max_pool2d_backward, ref.max_pool2d, ref.max_pool2d_backward),
-                                ("avg", ops.avg_pool2d, ops.avg_pool2d_backward, ref.avg_pool2d, ref.avg_pool2d_backward)):
+    for name in ("max", "avg"):
+        f, fb = getattr(ops, f"{name}_pool2d"), getattr(ops, f"{name}_pool2d_backward")
+        rf, rb = getattr(ref, f"{name}_pool2d"), getattr(ref, f"{name}_pool2d_backward")
         ref.assert_close(f(x, 3, 2, "same"), rf(x, 3, 2, "same"), f"{name}_pool2d n=16 13x11x6 p3 s2 same")
-        ref.assert_close(fb(x, gy, 3, 2, "same"), rb(x, gy, 3, 2, "same"), f"{name}_pool2d_backward n=16 13x11x6 p3 s2 same")
+        ref.assert_close(fb(x, gy, 3, 2, "same"), rb(x, gy, 3, 2, "same"),
+                         f"{name}_pool2d_backward n=16 13x11x6 p3 s2 same")

@@ -108,9 +108,10 @@ def conv2d_relu_max_pool_backward(x, kernel, grad_y, winners, strides: IntOrPair
     """Gradients of ``conv2d_relu_max_pool`` from the pooled output's gradient and the forward's
     ``winners``: returns (grad_x or None, grad_kernel, grad_bias)."""
     op = "conv2d_relu_max_pool_backward"
+    if isinstance(winners, np.ndarray):
+        winners = np.ascontiguousarray(winners)
     return _rconv.conv2d_relu_max_pool_backward(_f32(x, op, "x"), _f32(kernel, op, "kernel"),
-                                                _f32(grad_y, op, "grad_y"),
-                                                np.ascontiguousarray(winners) if isinstance(winners, np.ndarray) else winners,
+                                                _f32(grad_y, op, "grad_y"), winners,
                                                 _pair(strides, op, "strides"), _padding(padding, op),
                                                 *_pool_args(op, pool_size, pool_strides, pool_padding),
                                                 bool(need_grad_x))

@@ -49,7 +49,7 @@ class Prefetcher:
             except queue.Empty:
                 if not self._thread.is_alive() and self._queue.empty():
                     self._done = True
-                    raise RuntimeError("the prefetch thread died without reporting an error")
+                    raise RuntimeError("the prefetch thread died without reporting an error") from None
         if isinstance(item, _Error):
             self.stop()
             raise item.exc

@@ -82,7 +82,7 @@ def apply_affine_batch(images, matrices, fill_mode="nearest", cval=0.0, interpol
         if not _warned_fallback:
             _warned_fallback = True
             warnings.warn("rconv._rconv.affine_transform is not built in this extension; "
-                          "ImageDataGenerator falls back to a slow NumPy resampler.", RuntimeWarning)
+                          "ImageDataGenerator falls back to a slow NumPy resampler.", RuntimeWarning, stacklevel=2)
         out = numpy_affine_transform(sub, vecs, interpolation, fill_mode, float(cval))
     if len(idx) == len(images):
         return out

@@ -54,7 +54,8 @@ def _interp_name(order):
     if order == 0:
         return "nearest"
     if order != 1:
-        warnings.warn(f"interpolation_order={order} is not supported by rconv's kernel; using bilinear (1).")
+        warnings.warn(f"interpolation_order={order} is not supported by rconv's kernel; using bilinear (1).",
+                      stacklevel=2)
     return "bilinear"
 
 
@@ -147,22 +148,23 @@ class ImageDataGenerator:
             if not featurewise_center:
                 self.featurewise_center = True
                 warnings.warn("This ImageDataGenerator specifies `zca_whitening`, which overrides setting of "
-                              "`featurewise_center`.")
+                              "`featurewise_center`.", stacklevel=2)
             if featurewise_std_normalization:
                 self.featurewise_std_normalization = False
                 warnings.warn("This ImageDataGenerator specifies `zca_whitening` which overrides setting of"
-                              "`featurewise_std_normalization`.")
+                              "`featurewise_std_normalization`.", stacklevel=2)
         if featurewise_std_normalization and not featurewise_center:
             self.featurewise_center = True
             warnings.warn("This ImageDataGenerator specifies `featurewise_std_normalization`, which overrides "
-                          "setting of `featurewise_center`.")
+                          "setting of `featurewise_center`.", stacklevel=2)
         if samplewise_std_normalization and not samplewise_center:
             self.samplewise_center = True
             warnings.warn("This ImageDataGenerator specifies `samplewise_std_normalization`, which overrides "
-                          "setting of `samplewise_center`.")
+                          "setting of `samplewise_center`.", stacklevel=2)
         if brightness_range is not None:
             if not isinstance(brightness_range, (tuple, list)) or len(brightness_range) != 2:
-                raise ValueError(f"`brightness_range should be tuple or list of two floats. Received: {brightness_range}")
+                raise ValueError("`brightness_range should be tuple or list of two floats. "
+                                 f"Received: {brightness_range}")
         self.brightness_range = brightness_range
 
     # --- iterators -------------------------------------------------------------------------------------
@@ -202,20 +204,21 @@ class ImageDataGenerator:
                 x -= self.mean
             else:
                 warnings.warn("This ImageDataGenerator specifies `featurewise_center`, but it hasn't been fit on "
-                              "any training data. Fit it first by calling `.fit(numpy_data)`.")
+                              "any training data. Fit it first by calling `.fit(numpy_data)`.", stacklevel=2)
         if self.featurewise_std_normalization:
             if self.std is not None:
                 x /= self.std + 1e-6
             else:
                 warnings.warn("This ImageDataGenerator specifies `featurewise_std_normalization`, but it hasn't "
-                              "been fit on any training data. Fit it first by calling `.fit(numpy_data)`.")
+                              "been fit on any training data. Fit it first by calling `.fit(numpy_data)`.",
+                              stacklevel=2)
         if self.zca_whitening:
             if self.zca_whitening_matrix is not None:
                 flat_x = x.reshape(-1, np.prod(x.shape[-3:]))
                 x = np.reshape(flat_x @ self.zca_whitening_matrix, x.shape)
             else:
                 warnings.warn("This ImageDataGenerator specifies `zca_whitening`, but it hasn't been fit on any "
-                              "training data. Fit it first by calling `.fit(numpy_data)`.")
+                              "training data. Fit it first by calling `.fit(numpy_data)`.", stacklevel=2)
         return x
 
     # --- random transforms -----------------------------------------------------------------------------
@@ -322,7 +325,7 @@ class ImageDataGenerator:
             warnings.warn(f'Expected input to be images (as Numpy array) following the data format convention '
                           f'"{self.data_format}" (channels on axis {self.channel_axis}), i.e. expected either 1, 3 '
                           f'or 4 channels on axis {self.channel_axis}. However, it was passed an array with shape '
-                          f'{x.shape} ({x.shape[self.channel_axis]} channels).')
+                          f'{x.shape} ({x.shape[self.channel_axis]} channels).', stacklevel=2)
         rng = np.random.default_rng(seed) if seed is not None else backend.rng()
         x = np.copy(x)
         if self.rescale:

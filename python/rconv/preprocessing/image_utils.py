@@ -153,7 +153,7 @@ def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
     if file_format == "jpg":
         file_format = "jpeg"
     if img.mode == "RGBA" and file_format == "jpeg":
-        warnings.warn("The JPG format does not support RGBA images, converting to RGB.")
+        warnings.warn("The JPG format does not support RGBA images, converting to RGB.", stacklevel=2)
         img = img.convert("RGB")
     img.save(path, format=file_format, **kwargs)
 

@@ -311,7 +311,8 @@ class NumpyArrayIterator(Iterator):
                              f"Found: x.shape = {np.asarray(x).shape}, y.shape = {np.asarray(y).shape}")
         if sample_weight is not None and len(x) != len(sample_weight):
             raise ValueError("`x` (images tensor) and `sample_weight` should have the same length. Found: "
-                             f"x.shape = {np.asarray(x).shape}, sample_weight.shape = {np.asarray(sample_weight).shape}")
+                             f"x.shape = {np.asarray(x).shape}, "
+                             f"sample_weight.shape = {np.asarray(sample_weight).shape}")
         if subset is not None:
             if subset not in {"training", "validation"}:
                 raise ValueError(f'Invalid subset name: {subset}; expected "training" or "validation".')
@@ -337,7 +338,7 @@ class NumpyArrayIterator(Iterator):
             warnings.warn(f'NumpyArrayIterator is set to use the data format convention "{data_format}" '
                           f"(channels on axis {channels_axis}), i.e. expected either 1, 3, or 4 channels on axis "
                           f"{channels_axis}. However, it was passed an array with shape {self.x.shape} "
-                          f"({self.x.shape[channels_axis]} channels).")
+                          f"({self.x.shape[channels_axis]} channels).", stacklevel=2)
         self.y = np.asarray(y) if y is not None else None
         self.sample_weight = np.asarray(sample_weight) if sample_weight is not None else None
         self.image_data_generator = image_data_generator

@@ -15,7 +15,6 @@ import warnings
 import numpy as np
 
 from .. import backend
-from ..layers.core import InputLayer
 from .model_config import model_class_name
 
 
@@ -125,7 +124,7 @@ def restore_optimizer_state(model, entries, source: str) -> bool:
     elif len(slots) != len(trainable) * len(slot_names):
         warnings.warn(f"{source}: skipping optimizer state: the saved optimizer has {len(slots)} slot "
                       f"variables, but {type(opt).__name__} needs {len(trainable) * len(slot_names)} for this "
-                      "model; training resumes with a fresh optimizer state")
+                      "model; training resumes with a fresh optimizer state", stacklevel=2)
         return False
     else:
         kinds = [_slot_kind(n, slot_names) for n, _ in slots]
@@ -135,7 +134,7 @@ def restore_optimizer_state(model, entries, source: str) -> bool:
             for j, kind in enumerate(slot_names):
                 arrays = [a for (_, a), k in zip(slots, kinds) if k == kind]
                 if len(arrays) != len(trainable):
-                    warnings.warn(f"{source}: skipping optimizer state: unexpected slot variable names")
+                    warnings.warn(f"{source}: skipping optimizer state: unexpected slot variable names", stacklevel=2)
                     return False
                 for var, arr in zip(trainable, arrays):
                     assignment[(id(var), j)] = (var, arr)
@@ -144,9 +143,9 @@ def restore_optimizer_state(model, entries, source: str) -> bool:
             for i, var in enumerate(trainable):
                 for j in range(k):
                     assignment[(id(var), j)] = (var, slots[i * k + j][1])
-        for (vid, j), (var, arr) in assignment.items():
+        for (_, j), (var, arr) in assignment.items():
             _check_shape(source, f"optimizer slot '{slot_names[j]}' of {var.path}", var.shape, arr)
-    for (vid, j), (var, arr) in assignment.items():
+    for (_, j), (var, arr) in assignment.items():
         opt._slots_for(var)[j][...] = arr
     if iteration is not None:
         opt.iterations = iteration
