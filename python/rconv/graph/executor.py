@@ -39,13 +39,25 @@ def forward(plan, steps, inputs: list, training=False):
 
 
 def upstream_trainable(steps, trainable_ids) -> list:
-    """Per slot: does a trainable variable feed this node's output?"""
+    """Per slot: does a trainable variable feed this node's output? (Cached per steps list and trainable set,
+    given as a frozenset, since training steps ask the same question every batch.)"""
+    key = (id(steps), trainable_ids) if isinstance(trainable_ids, frozenset) else None
+    entry = _upstream_cache.get(key) if key is not None else None
+    if entry is not None and entry[0] is steps:
+        return entry[1]
     upstream = [False] * len(steps)
     for i, step in enumerate(steps):
         if step is not None:
             upstream[i] = any(upstream[p] for p in step.parents) or any(
                 id(v) in trainable_ids for v in step.owner.weights)
+    if key is not None:
+        if len(_upstream_cache) > 64:
+            _upstream_cache.clear()
+        _upstream_cache[key] = (steps, upstream)
     return upstream
+
+
+_upstream_cache: dict = {}
 
 
 def check_differentiable(plan, steps, trainable_ids) -> None:

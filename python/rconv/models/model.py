@@ -250,7 +250,7 @@ class Model(Trainer, Layer):
         The trainable set comes from the enclosing walk's call context, else this model's own."""
         ctx = context.current()
         trainable = ctx.trainable_ids if ctx is not None and ctx.trainable_ids is not None else \
-            {id(v) for v in self.trainable_weights}
+            frozenset(id(v) for v in self.trainable_weights)
         grads = grad_outputs if isinstance(grad_outputs, list) and len(self.outputs) > 1 else [grad_outputs]
         input_grads, weight_grads = executor.backward(self._plan, tape, grads, trainable, need_input_grad)
         if input_grads is not None and len(input_grads) == 1:

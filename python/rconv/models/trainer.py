@@ -91,48 +91,57 @@ class Trainer:
     def _metric_ids(self) -> list:
         return self._compile_metrics.flat_ids if self.compiled else []
 
-    def _trainable_variables(self) -> list:
-        """The variables the optimizer updates. Like Keras, the set is captured once after `compile` (at the
-        first training step): changing `trainable` later only takes effect after compiling again."""
+    def _trainable_variables(self) -> tuple:
+        """(variables, their ids) the optimizer updates. Like Keras, the set is captured once after `compile`
+        (at the first training step): changing `trainable` later only takes effect after compiling again."""
         if self._compiled_trainable is None:
-            self._compiled_trainable = list(self.trainable_weights)
-            executor.check_differentiable(self._plan, passes.variant(self._plan),
-                                          {id(v) for v in self._compiled_trainable})
+            variables = list(self.trainable_weights)
+            ids = frozenset(id(v) for v in variables)
+            executor.check_differentiable(self._plan, passes.variant(self._plan), ids)
+            self._compiled_trainable = (variables, ids)
         return self._compiled_trainable
 
-    # --- one batch ---------------------------------------------------------------------------------
-    def _targets(self, y, outs_shapes) -> list:
+    def _targets(self, y) -> list:
         if y is None:
             raise ValueError(f"Model '{self.name}': training and evaluation need targets `y`")
         flat = self._flatten_data(y, self._outputs_struct, self.output_names, "output")
-        return self._compile_loss.prepare_targets(flat, outs_shapes, where=f"Model '{self.name}': ")
+        if self._compile_metrics.metrics is None:  # 'accuracy' is resolved from the first batch's shapes
+            self._compile_metrics.build([np.shape(t) for t in flat], [t.shape for t in self.outputs])
+        return self._compile_loss.prepare_targets(flat, [t.shape for t in self.outputs],
+                                                  where=f"Model '{self.name}': ")
+
+    def _output_plan(self):
+        """(steps to run, per output: fused with the loss?, final activation name), per plan and setting."""
+        plan = self._plan
+        split = self._compile_loss.fused_slots(plan)
+        steps = passes.variant(plan, split)
+        key = (id(plan), id(steps))
+        cached = getattr(self, "_output_plan_cache", None)
+        if cached is None or cached[0] != key:
+            fused = [s in split for s in plan.output_slots]
+            acts = [None if plan.steps[s] is None else plan.steps[s].layer.output_activation_name
+                    for s in plan.output_slots]
+            cached = self._output_plan_cache = (key, (steps, fused, acts))
+        return cached[1]
 
     def _step(self, x, y, training: bool):
         xs = self._prepare_inputs(x)
         plan = self._plan
-        split = self._compile_loss.fused_slots(plan)
-        steps = passes.variant(plan, split)
-        ys = self._targets(y, [t.shape for t in self.outputs])
-        for a, b in zip(xs[:1], [t for t in ys if t is not None][:1]):
-            if len(a) != len(b):
+        steps, fused, acts = self._output_plan()
+        ys = self._targets(y)
+        for t in ys:
+            if t is not None and len(t) != len(xs[0]):
                 raise ValueError(f"Model '{self.name}': x and y must have the same number of samples, got x with "
-                                 f"shape {a.shape} and y with shape {b.shape}")
-        self._compile_metrics.build([np.shape(t) for t in self._raw_y_shapes(y)], [t.shape for t in self.outputs])
+                                 f"shape {xs[0].shape} and y with shape {t.shape}")
         outs, tape = executor.forward(plan, steps, xs, training=training)
-        fused = [s in split for s in plan.output_slots]
         total, values, grads = self._compile_loss(ys, outs, fused)
         if training:
-            variables = self._trainable_variables()
-            _, weight_grads = executor.backward(plan, tape, grads, {id(v) for v in variables}, need_input_grad=False)
+            variables, ids = self._trainable_variables()
+            _, weight_grads = executor.backward(plan, tape, grads, ids, need_input_grad=False)
             self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
         n = len(xs[0])
         self._loss_tracker.update_state(total, sample_weight=n)
-        acts = [step.layer.output_activation_name if step is not None else None
-                for step in (plan.steps[s] for s in plan.output_slots)]
         self._compile_metrics.update(ys, outs, fused, acts, values, n)
-
-    def _raw_y_shapes(self, y) -> list:
-        return [np.asarray(t) for t in self._flatten_data(y, self._outputs_struct, self.output_names, "output")]
 
     def _reset_metrics(self) -> None:
         self._loss_tracker.reset_state()
