@@ -319,3 +319,33 @@ def test_finite_dataset_is_reiterated_every_epoch(steps):
                      validation_data=FiniteDataset())
     assert seen == [0, 1, 2] * 3
     assert all(v > 0 for v in hist.history["val_loss"]) and len(hist.history["val_loss"]) == 3
+
+
+@pytest.mark.keras
+def test_rconv_multi_io_files_load_and_resume_in_real_keras(tmp_path):
+    """A two-input two-output model trained by rconv: real Keras 3 loads its .keras and .h5 files with the same
+    predictions, and one resumed Adam step from the .keras file gives rconv's next predictions."""
+    import subprocess
+
+    from test_keras_interop import _keras_python
+    exe = _keras_python()
+    model = _multi_io()
+    model.compile(optimizer=rconv.optimizers.Adam(0.01), loss=["sparse_categorical_crossentropy", "mse"],
+                  loss_weights=[1.0, 0.5], metrics=[["accuracy"], ["mae"]])
+    xa, xb, y1, y2 = _multi_io_data(n=32)
+    model.fit([xa, xb], [y1, y2], epochs=3, batch_size=8, verbose=0)
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.h5")
+    p1, p2 = model.predict([xa[:5], xb[:5]], verbose=0)
+    np.savez(tmp_path / "in.npz", a=xa[:5], b=xb[:5])
+    np.savez(tmp_path / "out.npz", y1=p1, y2=p2)
+    logs = model.evaluate([xa[:6], xb[:6]], [y1[:6], y2[:6]], verbose=0, return_dict=True)
+    model.train_on_batch([xa[:6], xb[:6]], [y1[:6], y2[:6]])
+    q1, q2 = model.predict([xa[:5], xb[:5]], verbose=0)
+    np.savez(tmp_path / "train.npz", a=xa[:6], b=xb[:6], y1=y1[:6], y2=y2[:6], after_y1=q1, after_y2=q2,
+             **{f"evaluate_{k}": v for k, v in logs.items()})
+    checker = str(FIXTURES / "check_in_keras.py")
+    for args in (["m.keras", "in.npz", "out.npz", "--train", "train.npz", "--strict"], ["m.h5", "in.npz", "out.npz"]):
+        run = subprocess.run([exe, checker, *[str(tmp_path / a) if "." in a else a for a in args]],
+                             capture_output=True, text=True)
+        assert run.returncode == 0 and run.stdout.strip().endswith("OK"), run.stdout + run.stderr
