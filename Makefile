@@ -31,8 +31,8 @@ test-python: build
 	# The portable paths (GEMM and loops, what CPUs without AVX-512/AVX2 run) against the same float64 references.
 	RCONV_KERNELS=portable $(PY) -m pytest -q tests/test_ops_conv.py tests/test_ops_conv_pool.py tests/test_ops_pool.py tests/test_ops_dense_activation.py
 
-# What `make test` (and so CI) gates on; lint joins once the tree is clean.
-TEST_GATES := test-rust test-python
+# What `make test` (and so CI) gates on: the static checks first (fast), then the Rust and Python tests.
+TEST_GATES := lint test-rust test-python
 test: $(TEST_GATES)
 
 # Static checks. Python paths are the ones ruff checks; its rules are in pyproject.toml.

@@ -349,3 +349,58 @@ def test_rconv_multi_io_files_load_and_resume_in_real_keras(tmp_path):
         run = subprocess.run([exe, checker, *[str(tmp_path / a) if "." in a else a for a in args]],
                              capture_output=True, text=True)
         assert run.returncode == 0 and run.stdout.strip().endswith("OK"), run.stdout + run.stderr
+
+
+# --- tensor operations in saved configs (Keras 3's form, from the probe of Keras 3.15) ----------------------
+KERAS_OPS_CONFIG = {  # config.json -> config of Keras 3's `Model(x, [x[:, 1:3], x + 1.0])`
+    "name": "functional", "trainable": True,
+    "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer",
+         "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False, "ragged": False,
+                    "name": "input_layer", "optional": False},
+         "registered_name": None, "name": "input_layer", "inbound_nodes": []},
+        {"module": "keras.src.ops.numpy", "class_name": "GetItem", "config": {"name": "get_item"},
+         "registered_name": "GetItem", "name": "get_item",
+         "inbound_nodes": [{"args": [
+             {"class_name": "__keras_tensor__",
+              "config": {"shape": [None, 4], "dtype": "float32", "keras_history": ["input_layer", 0, 0]}},
+             [{"class_name": "__slice__", "config": {"start": None, "stop": None, "step": None}},
+              {"class_name": "__slice__", "config": {"start": 1, "stop": 3, "step": None}}]], "kwargs": {}}]},
+        {"module": "keras.src.ops.numpy", "class_name": "Add", "config": {"name": "add"},
+         "registered_name": "Add", "name": "add",
+         "inbound_nodes": [{"args": [
+             {"class_name": "__keras_tensor__",
+              "config": {"shape": [None, 4], "dtype": "float32", "keras_history": ["input_layer", 0, 0]}},
+             1.0], "kwargs": {}}]}],
+    "input_layers": ["input_layer", 0, 0],
+    "output_layers": [["get_item", 0, 0], ["add", 0, 0]]}
+
+
+def test_keras_operation_configs_load_and_are_written_back_the_same():
+    model = rconv.saving.model_from_config({"class_name": "Functional", "config": KERAS_OPS_CONFIG})
+    y, z = model.predict(np.array([[0, 1, 2, 3], [4, 5, 6, 7]], np.float32), verbose=0)
+    np.testing.assert_array_equal(y, [[1, 2], [5, 6]])
+    np.testing.assert_array_equal(z, [[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer"]  # operations are not layers
+    written = model.get_config()
+    for layer in written["layers"]:
+        layer["config"].pop("dtype", None) if layer["class_name"] != "InputLayer" else None
+    assert written["layers"][1:] == KERAS_OPS_CONFIG["layers"][1:]
+
+
+def test_operation_models_round_trip_through_keras_files(tmp_path):
+    x = rconv.Input((6,), name="x")
+    h = layers.Dense(3, name="d")(2.0 * x[:, 1:5] - x[:, :4] / 4.0)
+    model = rconv.Model(x, [h + 1.0, h * h])
+    data = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    model.save(tmp_path / "ops.keras")
+    loaded = rconv.models.load_model(tmp_path / "ops.keras")
+    for got, want in zip(loaded.predict(data, verbose=0), model.predict(data, verbose=0)):
+        np.testing.assert_array_equal(got, want)
+    entries = {e["name"]: e for e in json.loads(model.to_json())["config"]["layers"]}
+    assert {e["class_name"] for e in entries.values() if e["module"] == "keras.src.ops.numpy"} == {
+        "GetItem", "Multiply", "TrueDivide", "Subtract", "Add"}
+    with pytest.raises(ValueError, match="Unsupported operation 'Exec'"):
+        rconv.saving.model_from_config({"class_name": "Functional", "config": {
+            **KERAS_OPS_CONFIG, "layers": [KERAS_OPS_CONFIG["layers"][0],
+                                           {**KERAS_OPS_CONFIG["layers"][2], "class_name": "Exec"}]}})

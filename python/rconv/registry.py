@@ -19,7 +19,7 @@ from types import MappingProxyType
 KINDS = {
     "layers": "layer", "losses": "loss", "optimizers": "optimizer", "metrics": "metric",
     "activations": "activation function", "initializers": "initializer", "models": "model",
-    "callbacks": "callback",
+    "callbacks": "callback", "ops": "tensor operation",
 }
 # Kinds whose names match case-insensitively (rconv accepts 'adam', 'Adam' and 'ADAM').
 CASE_INSENSITIVE = frozenset({"optimizers"})

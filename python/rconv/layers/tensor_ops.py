@@ -2,14 +2,20 @@
 operators (`x + y`, `2 * x`, `x / 255.0`), as Keras 3 records `keras.ops` calls in a functional model.
 
 Each is an ordinary layer of the protocol (forward, backward with the input gradient), so the one executor
-runs and differentiates them; `binary_op` is what `KerasTensor.__add__` and friends call.
+runs and differentiates them; `binary_op` is what `KerasTensor.__add__` and friends call. Like Keras's
+operations they are not listed in `Model.layers` and hold no weights; in a saved config they take Keras 3's
+form (module ``keras.src.ops.numpy``, class ``GetItem`` / ``Add`` / ``Subtract`` / ``Multiply`` /
+``TrueDivide``, the key or constant among the node's args), so such models move both ways with Keras.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import backend, registry
 from .layer import Layer
 
+KERAS_OPS_MODULE = "keras.src.ops.numpy"
+_OP_CLASS = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply", "divide": "TrueDivide"}
 _BINARY = {
     "add": (np.add, lambda a, b, g: (g, g)),
     "subtract": (np.subtract, lambda a, b, g: (g, -g)),
@@ -40,7 +46,8 @@ def _serialize_key(key):
         return None
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return int(key)
-    raise ValueError(f"GetItem: only ints, slices, None, Ellipsis and tuples of them are supported as keys; got {key!r}")
+    raise ValueError(f"GetItem: only ints, slices, None, Ellipsis and tuples of them are supported as keys; "
+                     f"got {key!r}")
 
 
 def _deserialize_key(value):
@@ -60,7 +67,24 @@ def _deserialize_key(value):
     raise ValueError(f"GetItem: invalid key {value!r:.200}")
 
 
-class GetItem(Layer):
+class TensorOp(Layer):
+    """Base of the operations recorded on KerasTensors."""
+
+    is_tensor_op = True  # not a "layer" for Model.layers, weights files and summaries (as in Keras)
+
+    def keras_entry(self) -> dict:
+        cls = self.keras_class_name()
+        return {"module": KERAS_OPS_MODULE, "class_name": cls, "config": {"name": self.name}, "registered_name": cls}
+
+    def keras_class_name(self) -> str:
+        raise NotImplementedError
+
+    def node_args(self, tensor_configs: list) -> list:
+        """The node's `args` in a saved config: tensors (already serialized) and the op's constants."""
+        raise NotImplementedError
+
+
+class GetItem(TensorOp):
     """`x[key]` for basic keys (ints, slices, None, Ellipsis); the gradient is scattered back."""
 
     def __init__(self, key, **kwargs):
@@ -91,14 +115,29 @@ class GetItem(Layer):
     def get_config(self):
         return {**super().get_config(), "key": _serialize_key(self.key)}
 
+    def keras_class_name(self) -> str:
+        return "GetItem"
 
-class BinaryOp(Layer):
+    def node_args(self, tensor_configs):
+        key = _serialize_key(self.key)
+        return [tensor_configs[0], key["config"]["value"] if isinstance(key, dict) and key["class_name"] == "__tuple__"
+                else key]
+
+    @classmethod
+    def from_node(cls, name, args):
+        tensor, key = args
+        return cls(key, name=name)(tensor)
+
+
+class BinaryOp(TensorOp):
     """`a <op> b` for two tensors (a list input, NumPy broadcasting) or a tensor and a constant."""
 
     def __init__(self, op, constant=None, constant_first=False, **kwargs):
-        super().__init__(**kwargs)
         if op not in _BINARY:
-            raise ValueError(f"BinaryOp '{self.name}': unknown op {op!r}; known: {sorted(_BINARY)}")
+            raise ValueError(f"BinaryOp: unknown op {op!r}; known: {sorted(_BINARY)}")
+        if kwargs.get("name") is None:  # Keras's names: add, subtract, multiply, true_divide
+            kwargs["name"] = backend.unique_name(backend.to_snake_case(_OP_CLASS[op]))
+        super().__init__(**kwargs)
         self.op = op
         self.constant = None if constant is None else np.asarray(constant, np.float32)
         self.constant_first = bool(constant_first)
@@ -127,6 +166,58 @@ class BinaryOp(Layer):
         constant = None if self.constant is None else self.constant.tolist()
         return {**super().get_config(), "op": self.op, "constant": constant, "constant_first": self.constant_first}
 
+    def keras_class_name(self) -> str:
+        return _OP_CLASS[self.op]
+
+    def node_args(self, tensor_configs):
+        if self.constant is None:
+            return list(tensor_configs)
+        constant = self.constant.tolist()
+        return [constant, tensor_configs[0]] if self.constant_first else [tensor_configs[0], constant]
+
+    @classmethod
+    def from_node(cls, name, args, op):
+        from ..keras_tensor import KerasTensor
+        if len(args) != 2:
+            raise ValueError(f"Operation '{name}' ({_OP_CLASS[op]}) takes two arguments, got {len(args)}")
+        a, b = args
+        if isinstance(a, KerasTensor) and isinstance(b, KerasTensor):
+            return cls(op, name=name)([a, b])
+        if isinstance(a, KerasTensor):
+            return cls(op, constant=b, name=name)(a)
+        if isinstance(b, KerasTensor):
+            return cls(op, constant=a, constant_first=True, name=name)(b)
+        raise ValueError(f"Operation '{name}' ({_OP_CLASS[op]}) has no tensor argument")
+
+
+# Saved Keras operation class name -> factory(name, node args) -> output tensor.
+registry.register("ops", "GetItem")(GetItem.from_node)
+for _op, _cls in _OP_CLASS.items():
+    registry.register("ops", _cls)(lambda name, args, _op=_op: BinaryOp.from_node(name, args, _op))
+
+
+class OpNode:
+    """What a saved operation entry deserializes to: called on its node's args (tensors and constants), it
+    makes the operation layer and returns its output tensor."""
+
+    def __init__(self, class_name: str, name: str):
+        self.class_name, self.name = class_name, name
+        self.output = None
+
+    def __call__(self, args):
+        return registry.get("ops", self.class_name)(self.name, args if isinstance(args, list) else [args])
+
+
+def op_from_entry(entry: dict, where: str = "") -> OpNode:
+    class_name = entry.get("class_name")
+    if registry.find("ops", class_name) is None:
+        raise ValueError(f"{where}Unsupported operation {class_name!r} from {KERAS_OPS_MODULE}; rconv can load: "
+                         f"{registry.names('ops')}")
+    name = (entry.get("config") or {}).get("name") or entry.get("name")
+    if not isinstance(name, str):
+        raise ValueError(f"{where}Operation {class_name!r} has no name")
+    return OpNode(class_name, name)
+
 
 def binary_op(op: str, a, b):
     """Record `a <op> b` where at least one side is a KerasTensor."""
@@ -139,4 +230,4 @@ def binary_op(op: str, a, b):
     return BinaryOp(op, constant=a, constant_first=True)(b)
 
 
-__all__ = ["GetItem", "BinaryOp", "binary_op"]
+__all__ = ["TensorOp", "GetItem", "BinaryOp", "binary_op", "OpNode", "op_from_entry", "KERAS_OPS_MODULE"]

@@ -57,8 +57,11 @@ class Model(Trainer, Layer):
 
     @property
     def layers(self) -> list:
-        """The layers in Keras's order; a functional model lists its InputLayers too, as Keras 3 does."""
-        return [] if self._plan is None else list(self._plan.layers)
+        """The layers in Keras's order; a functional model lists its InputLayers too, as Keras 3 does, and not
+        the operations recorded on tensors (`x[:, 1:3]`, `x + 1`), which Keras does not count as layers."""
+        if self._plan is None:
+            return []
+        return [lay for lay in self._plan.layers if not getattr(lay, "is_tensor_op", False)]
 
     @property
     def inputs(self) -> list:

@@ -69,7 +69,12 @@ def functional_config(model) -> dict:
         nodes = []
         for t in calls[id(layer)]:
             arg = plan.call_arg(t)
-            args = [[tensor_config(p) for p in arg]] if isinstance(arg, list) else [tensor_config(arg)]
+            if hasattr(layer, "node_args"):  # an operation: its constants are args too (Keras 3)
+                args = layer.node_args([tensor_config(p) for p in (arg if isinstance(arg, list) else [arg])])
+            elif isinstance(arg, list):
+                args = [[tensor_config(p) for p in arg]]
+            else:
+                args = [tensor_config(arg)]
             kind = model_class_name(layer) or type(layer).__name__
             nodes.append({"args": args, "kwargs": dict(_NODE_KWARGS.get(kind, {}))})
         entry["inbound_nodes"] = nodes
@@ -105,7 +110,8 @@ def model_to_config(model, legacy: bool = False, include_compile: bool = True) -
         config = legacy_model_config(kind, config)
         return {"class_name": kind, "config": serialization.jsonable(config)}
     entry = {"module": "keras" if kind == "Sequential" else "keras.src.models.functional", "class_name": kind,
-             "config": serialization.jsonable(config), "registered_name": None if kind == "Sequential" else "Functional"}
+             "config": serialization.jsonable(config),
+             "registered_name": None if kind == "Sequential" else "Functional"}
     if model._plan is not None:
         shapes = [list(t.shape) for t in model.inputs]
         entry["build_config"] = {"input_shape": shapes[0] if len(shapes) == 1 else shapes}
@@ -138,7 +144,8 @@ def model_from_config(entry, where: str = ""):
     if isinstance(entry, list):  # Keras 1/2.0 Sequential: the config was the list of layers
         entry = {"class_name": "Sequential", "config": {"layers": entry}}
     if not isinstance(entry, dict) or "class_name" not in entry:
-        raise serialization.ConfigError(f"{where}Not a Keras model config (expected a dict with 'class_name' and 'config')")
+        raise serialization.ConfigError(f"{where}Not a Keras model config (expected a dict with 'class_name' and "
+                                        "'config')")
     class_name = entry["class_name"]
     config = entry.get("config")
     if registry.find("layers", class_name) is not None:
@@ -225,7 +232,8 @@ def _functional_from_config(config, where):
                 progressed = True
         if not progressed:
             stuck = [n for n, nodes in pending.items() if nodes]
-            raise serialization.ConfigError(f"{where}Invalid functional config: cannot resolve the inbound nodes of layers {stuck}")
+            raise serialization.ConfigError(f"{where}Invalid functional config: cannot resolve the inbound nodes of "
+                                            f"layers {stuck}")
 
     def io(value):
         if isinstance(value, dict):
@@ -246,4 +254,4 @@ class _NotYet(Exception):
 
 
 __all__ = ["MODEL_CLASSES", "model_class_name", "sequential_config", "functional_config", "nested_entry",
-           "model_to_config", "model_from_config", "is_input_tensor"]
+           "model_to_config", "model_from_config"]

@@ -8,7 +8,8 @@ bytecode) and any unknown or custom class are refused with a ValueError (`Config
 """
 from __future__ import annotations
 
-from .. import losses, metrics, optimizers, registry
+from .. import losses, optimizers, registry
+from ..layers import tensor_ops
 from . import model_config
 
 # Config keys newer/older Keras versions write that rconv may drop when they hold these defaults.
@@ -91,6 +92,11 @@ def layer_from_config(entry: dict, where: str = ""):
     class_name = entry["class_name"]
     if class_name in model_config.MODEL_CLASSES:
         return model_config.model_from_config(entry, where=where)
+    if entry.get("module") == tensor_ops.KERAS_OPS_MODULE:  # an operation on tensors, e.g. `x[:, 1:3]`, `x + 1`
+        try:
+            return tensor_ops.op_from_entry(entry, where)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
     cls = registry.find("layers", class_name)
     if cls is None:
         raise unsupported(class_name, where)
@@ -109,6 +115,8 @@ def layer_to_config(layer, legacy: bool = False) -> dict:
     """Keras 3's serialized layer (module/class_name/config/registered_name/build_config), or a nested
     model's entry; `legacy` gives the Keras 2 / tf.keras form used in .h5 files (no module,
     `batch_input_shape`, str dtype)."""
+    if isinstance(layer, tensor_ops.TensorOp):
+        return layer.keras_entry()
     if model_config.model_class_name(layer) is not None:
         if legacy:
             return model_config.model_to_config(layer, legacy=True)
