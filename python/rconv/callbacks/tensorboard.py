@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from .. import saving
 from .callback import Callback
 
 
@@ -83,10 +84,9 @@ class TensorBoard(Callback):
         (`ConfigError`) gets a warning and no summary, as in Keras's `keras_model_summary`."""
         if type(self.model).__name__ not in ("Functional", "Sequential"):
             return
-        from ..saving import ConfigError, model_to_config
         try:
-            config = json.dumps(model_to_config(self.model))
-        except ConfigError as exc:
+            config = json.dumps(saving.model_to_config(self.model))
+        except saving.ConfigError as exc:
             warnings.warn(f"TensorBoard: model failed to serialize as JSON; no graph written. {exc}",
                           stacklevel=2)
             return

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import activations, backend, initializers
 from ..graph import context
 from ..keras_tensor import KerasTensor
 from ..variables import Variable
@@ -82,7 +82,6 @@ class Layer:
     # --- weights -----------------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
                    **kwargs) -> Variable:
-        from .. import initializers
         shape = tuple(int(d) for d in shape)
         var = Variable(initializers.get(initializer)(shape), name=name or f"variable_{len(self._weights)}",
                        trainable=trainable, path=f"{self.name}/{name}")
@@ -249,7 +248,6 @@ class Layer:
         activation = getattr(self, "activation", None)
         if activation is None:
             return None
-        from .. import activations
         return activations.name_of(activation)
 
     # --- serialization -----------------------------------------------------------------------------

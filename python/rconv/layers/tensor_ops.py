@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, registry
+from ..keras_tensor import KerasTensor
 from .layer import Layer
 
 KERAS_OPS_MODULE = "keras.src.ops.numpy"
@@ -177,7 +178,6 @@ class BinaryOp(TensorOp):
 
     @classmethod
     def from_node(cls, name, args, op):
-        from ..keras_tensor import KerasTensor
         if len(args) != 2:
             raise ValueError(f"Operation '{name}' ({_OP_CLASS[op]}) takes two arguments, got {len(args)}")
         a, b = args
@@ -221,7 +221,6 @@ def op_from_entry(entry: dict, where: str = "") -> OpNode:
 
 def binary_op(op: str, a, b):
     """Record `a <op> b` where at least one side is a KerasTensor."""
-    from ..keras_tensor import KerasTensor
     a_sym, b_sym = isinstance(a, KerasTensor), isinstance(b, KerasTensor)
     if a_sym and b_sym:
         return BinaryOp(op)([a, b])

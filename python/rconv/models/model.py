@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .. import saving
+from .. import registry, saving
 from ..graph import context, executor, passes
 from ..graph.plan import Plan, flatten
 from ..keras_tensor import KerasTensor
@@ -30,8 +30,7 @@ class Model(Trainer, Layer):
     def __new__(cls, *args, **kwargs):
         # `Model(inputs, outputs)` builds a functional model, as in Keras.
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
-            from .functional import Functional
-            return super().__new__(Functional)
+            return super().__new__(registry.get("models", "Functional"))
         return super().__new__(cls)
 
     def __init__(self, *args, name=None, trainable=True, **kwargs):
