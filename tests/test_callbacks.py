@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 import rconv
-from rconv import backend, callbacks, layers
+from rconv import callbacks, layers
 from rconv.utils import set_random_seed
-
-
-@pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
 
 
 def make_data(n=48, seed=0):

@@ -10,7 +10,7 @@ import pytest
 import rconv
 from rconv import callbacks, metrics
 from rconv.callbacks.monitor_callback import monitor_mode
-from test_callbacks import Inject, fit, fresh_session, make_model  # noqa: F401  (fresh_session: autouse)
+from test_callbacks import Inject, fit, make_model
 
 RISING = [1.0, 2.0, 3.0, 4.0]
 

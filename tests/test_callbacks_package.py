@@ -10,7 +10,7 @@ import pytest
 
 import rconv
 from rconv import callbacks
-from test_callbacks import fit, fresh_session, make_model  # noqa: F401  (fresh_session: autouse)
+from test_callbacks import fit, make_model
 
 MODULES = {
     "Callback": "callback", "CallbackList": "callback_list", "History": "history",

@@ -2,13 +2,8 @@
 import numpy as np
 import pytest
 
-from rconv import backend, layers, losses, models
+from rconv import layers, losses, models
 from rconv.utils import to_categorical
-
-
-@pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
 
 
 def convnet():

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 import rconv
-from rconv import backend, layers
+from rconv import layers
 from rconv.utils import PyDataset, Sequence, set_random_seed
-
-
-@pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
 
 
 def make_data(n=64, seed=0):

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 import rconv
-from rconv import backend, layers, ops
+from rconv import layers, ops
 from rconv import config
 from rconv.graph import passes
 
 
 @pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
+def fusion_back_on():
     yield
     config.enable_kernel_fusion()
 

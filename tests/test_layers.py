@@ -7,11 +7,6 @@ from rconv import backend, initializers, layers
 from rconv.utils import set_random_seed, to_categorical
 
 
-@pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
-
-
 def test_auto_names_follow_keras_per_class_counters():
     assert [layers.Conv2D(1, 3).name for _ in range(3)] == ["conv2d", "conv2d_1", "conv2d_2"]
     assert [layers.Dense(1).name for _ in range(2)] == ["dense", "dense_1"]

@@ -82,8 +82,6 @@ OP_SHAPE_ERROR = ("{cls}: a window larger than the input reaches the op, whose e
                   "layer (compute_output_shape has the right message but __call__ on arrays skips it)")
 GLOBAL_POOL_RANK = ("{cls} does not check the input rank: rank 3 gives a wrong result or an IndexError "
                     "(python/rconv/layers/global_pooling.py)")
-AUG_BACKWARD = ("{cls}: the training-mode input gradient (zeros at first) is being added by another agent; "
-                "drop this marker once it lands")
 
 
 @dataclass
@@ -221,8 +219,7 @@ for cls, kw in AUGMENTATIONS:
         CASES.append(Case(cls, kw, shape, identity_ref, bad=[shape[1:3], (1,) + shape],
                           options=dict(training_reference_fn=None, grad_training=False), tag="-inference"))
         CASES.append(Case(cls, kw, shape, identity_ref, checks=("backward",), tag="-training",
-                          options=dict(training_reference_fn=None, grad_training=True),
-                          xfail=_xf(AUG_BACKWARD, cls, strict=False, checks=("backward",))))
+                          options=dict(training_reference_fn=None, grad_training=True)))
 
 
 def _params():

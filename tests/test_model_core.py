@@ -216,6 +216,10 @@ def test_state_updates_apply_after_the_forward_and_are_saved(tmp_path):
     model.fit(data, np.ones((8, 1), np.float32), batch_size=8, epochs=1, verbose=0)
     np.testing.assert_array_equal(stat.mean.numpy(), 1.5)
     assert stat.mean in model.non_trainable_weights
+    model.save_weights(tmp_path / "m.weights.h5")
+    stat.mean.assign(np.zeros(3, np.float32))
+    model.load_weights(tmp_path / "m.weights.h5")
+    np.testing.assert_array_equal(stat.mean.numpy(), 1.5)  # restored like Keras's non-trainable variables
 
 
 # --- Sequential built like Keras ------------------------------------------------------------------------------

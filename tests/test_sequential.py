@@ -3,13 +3,8 @@ import numpy as np
 import pytest
 
 import rconv
-from rconv import backend, layers, models
+from rconv import layers, models
 from seed_models import seed_convnet
-
-
-@pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
 
 
 def test_summary_of_the_seed_convnet_matches_keras():

@@ -11,11 +11,6 @@ from rconv.utils import set_random_seed, to_categorical
 from seed_models import seed_convnet
 
 
-@pytest.fixture(autouse=True)
-def fresh_session():
-    backend.clear_session()
-
-
 # --- one step's gradients against a hand-written float64 reference ---------------------------------
 
 def reference_grads(x, y, K, kb, W, wb, loss):

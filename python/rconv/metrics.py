@@ -11,6 +11,8 @@ from . import ops, registry
 
 
 class Metric:
+    _direction = None  # "up" / "down": which way is better (Keras's attribute; callbacks' "auto" mode reads it)
+
     def __init__(self, name=None, dtype=None):
         self.name = name or type(self).__name__.lower()
         self.reset_state()
@@ -85,18 +87,24 @@ def accuracy(y_true, y_pred):
 
 @registry.register("metrics", "CategoricalAccuracy", "categorical_accuracy")
 class CategoricalAccuracy(MeanMetricWrapper):
+    _direction = "up"
+
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(categorical_accuracy, name)
 
 
 @registry.register("metrics", "SparseCategoricalAccuracy", "sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(MeanMetricWrapper):
+    _direction = "up"
+
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(sparse_categorical_accuracy, name)
 
 
 @registry.register("metrics", "BinaryAccuracy", "binary_accuracy")
 class BinaryAccuracy(MeanMetricWrapper):
+    _direction = "up"
+
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         super().__init__(binary_accuracy, name, threshold=threshold)
         self.threshold = threshold
@@ -107,12 +115,16 @@ class BinaryAccuracy(MeanMetricWrapper):
 
 @registry.register("metrics", "Accuracy")
 class Accuracy(MeanMetricWrapper):
+    _direction = "up"
+
     def __init__(self, name="accuracy", dtype=None):
         super().__init__(accuracy, name)
 
 
 @registry.register("metrics", "MeanSquaredError", "mean_squared_error", "mse")
 class MeanSquaredError(Mean):
+    _direction = "down"
+
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(name)
 
@@ -123,6 +135,8 @@ class MeanSquaredError(Mean):
 
 @registry.register("metrics", "MeanAbsoluteError", "mean_absolute_error", "mae")
 class MeanAbsoluteError(Mean):
+    _direction = "down"
+
     def __init__(self, name="mean_absolute_error", dtype=None):
         super().__init__(name)
 

@@ -18,22 +18,10 @@ from .callback import Callback
 
 _MODES = ("auto", "min", "max")
 
-# rconv's built-in metrics that predate the `_direction` attribute Keras's metrics carry.
-_UP = (metrics_module.Accuracy, metrics_module.BinaryAccuracy, metrics_module.CategoricalAccuracy,
-       metrics_module.SparseCategoricalAccuracy)
-_DOWN = (metrics_module.MeanSquaredError,)
-
-
 def metric_direction(metric):
-    """'up', 'down' or None for a metric object: Keras's `_direction`, else its rconv built-in class."""
+    """'up', 'down' or None for a metric object (Keras's `_direction`)."""
     direction = getattr(metric, "_direction", None)
-    if direction in ("up", "down"):
-        return direction
-    if isinstance(metric, _UP):
-        return "up"
-    if isinstance(metric, _DOWN):
-        return "down"
-    return None
+    return direction if direction in ("up", "down") else None
 
 
 def _flatten(metrics):

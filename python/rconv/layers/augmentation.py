@@ -39,7 +39,6 @@ class _RandomAugmentation(Layer):
     Subclasses implement ``_augment(images) -> (augmented, state)`` on a float32 NHWC batch and
     ``_input_grad(state, grad) -> grad_images`` with the state their forward kept."""
 
-    skips_input_grad = True  # backward(..., need_input_grad=False) is supported
 
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(**kwargs)
