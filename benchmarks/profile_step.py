@@ -6,9 +6,9 @@ import sys
 import time
 
 import rconv
-from rconv import layers, models
 from rconv.datasets import mnist
 from rconv.graph.fused import ConvReluMaxPool
+from step_time import seed_convnet
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
@@ -16,12 +16,7 @@ rconv.utils.set_random_seed(0)
 (xtr, ytr), _ = mnist.load_data()
 xtr = xtr[: steps * batch].reshape(-1, 28, 28, 1).astype("float32") / 255
 ytr = rconv.utils.to_categorical(ytr[: steps * batch])
-model = models.Sequential([
-    layers.Input((28, 28, 1)), layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
-    layers.Conv2D(64, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
-    layers.Conv2D(64, (3, 3), activation="relu"),
-    layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax")])
-model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+model, _, _ = seed_convnet(loss="categorical_crossentropy")
 
 spent = collections.defaultdict(float)
 
