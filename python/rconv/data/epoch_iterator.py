@@ -28,7 +28,10 @@ import numbers
 import warnings
 import weakref
 
+import numpy as np
+
 from .adapters import get_data_adapter
+from .structure import flatten
 
 _END = object()
 
@@ -38,6 +41,12 @@ def _interrupted_warning(stacklevel=4):
     warnings.warn("Your input ran out of data; interrupting training. Make sure that your dataset or generator "
                   "can generate at least `steps_per_epoch * epochs` batches. You may need to use the "
                   "`.repeat()` function when building your dataset.", UserWarning, stacklevel=stacklevel)
+
+
+def _no_samples(batch) -> bool:
+    """Whether a batch's inputs all have 0 rows (a step on it would have nothing to compute a loss over)."""
+    leaves = [a for a in flatten(batch[0] if isinstance(batch, tuple) else batch) if a is not None]
+    return bool(leaves) and all(np.shape(a)[:1] == (0,) for a in leaves)
 
 
 class EpochIterator:
@@ -151,6 +160,10 @@ class EpochIterator:
             return _END
         self._seen += 1
         self._any_batch = True
+        if _no_samples(batch):
+            what = type(self.data_adapter).__name__.replace("DataAdapter", "").replace("Adapter", "")
+            raise ValueError(f"The input ({what}) produced a batch with 0 samples (batch {self._seen - 1} of the "
+                             "pass): every batch needs at least one sample.")
         return batch
 
     def _warn_ran_out(self):

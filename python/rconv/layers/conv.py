@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import activations, initializers, ops
-from .layer import (Layer, check_data_format, conv_output_length, normalize_padding, normalize_tuple,
-                    require_none)
+from .layer import (InputSpec, Layer, check_data_format, conv_output_length, normalize_padding, normalize_tuple,
+                    positive_int, require_none)
 from ..registry import register
 
 
@@ -16,7 +16,7 @@ class Conv2D(Layer):
                  bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         where = f"Conv2D '{self.name}'"
-        self.filters = int(filters)
+        self.filters = positive_int(filters, "filters", where)
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", where)
         self.strides = normalize_tuple(strides, 2, "strides", where)
         self.padding = normalize_padding(padding, where)
@@ -25,6 +25,7 @@ class Conv2D(Layer):
         if self.dilation_rate != (1, 1) or groups != 1:
             raise NotImplementedError(f"{where}: dilation_rate != 1 and groups != 1 are not supported yet")
         self.groups = 1
+        self.input_spec = InputSpec(ndim=4)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -37,6 +38,7 @@ class Conv2D(Layer):
         if len(input_shape) != 4 or input_shape[-1] is None:
             raise ValueError(f"Conv2D '{self.name}' expects inputs of shape (batch, height, width, channels) "
                              f"with a known channel count, got input shape {tuple(input_shape)}")
+        self.input_spec = InputSpec(ndim=4, axes={-1: input_shape[-1]})
         kh, kw = self.kernel_size
         self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer,
                                       name="kernel")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import activations, initializers, ops
-from .layer import Layer, require_none
+from .layer import InputSpec, Layer, positive_int, require_none
 from ..registry import register
 
 
@@ -12,9 +12,8 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = int(units)
-        if self.units < 1:
-            raise ValueError(f"Dense '{self.name}': units must be a positive integer, got {units!r}")
+        self.units = positive_int(units, "units", f"Dense '{self.name}'")
+        self.input_spec = InputSpec(min_ndim=2)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -27,6 +26,7 @@ class Dense(Layer):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense '{self.name}' needs inputs of rank >= 2 with a known last dimension, "
                              f"got input shape {tuple(input_shape)}")
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_shape[-1]})
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel")
         self.bias = self.add_weight((self.units,), self.bias_initializer, name="bias") if self.use_bias else None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layer import Layer, check_data_format
+from .layer import InputSpec, Layer, check_data_format
 from ..registry import register
 
 
@@ -12,6 +12,7 @@ class _GlobalPooling2D(Layer):
         super().__init__(**kwargs)
         self.data_format = check_data_format(data_format, f"{type(self).__name__} '{self.name}'")
         self.keepdims = bool(keepdims)
+        self.input_spec = InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):
         n, _, _, c = input_shape

@@ -68,6 +68,7 @@ class Layer:
         self._weights: list[Variable] = []
         self._build_input_shape = None
         self._output_shape = None
+        self.input_spec = None  # an InputSpec set by layers that constrain their input (checked on each call)
         self._inbound_nodes: list = []  # (input KerasTensor(s), output KerasTensor) per symbolic call
         # Keras 2-style input hints; Sequential turns them into an InputLayer.
         if input_dim is not None and input_shape is None:
@@ -133,10 +134,11 @@ class Layer:
         if len(weights) != len(variables):
             raise ValueError(f"{kind} '{self.name}' has {len(variables)} weights (shapes "
                              f"{[v.shape for v in variables]}), but set_weights received {len(weights)} arrays")
-        for var, value in zip(variables, weights):
-            if np.shape(value) != var.shape:
+        for i, (var, value) in enumerate(zip(variables, weights)):
+            weights[i] = value = real_array(value, f"{kind} '{self.name}': weight '{var.path}'")
+            if value.shape != var.shape:
                 raise ValueError(f"{kind} '{self.name}': weight '{var.path}' has shape {var.shape}, but the "
-                                 f"provided array has shape {np.shape(value)}")
+                                 f"provided array has shape {value.shape}")
         for var, value in zip(variables, weights):
             var.assign(value)
 
@@ -159,6 +161,12 @@ class Layer:
             self.build(input_shape)
             self._build_input_shape = input_shape
             self.built = True
+
+    def _check_input_spec(self, shapes) -> None:
+        """Like Keras's `assert_input_compatibility`: before the build (rank) and after it (fixed axes)."""
+        spec = getattr(self, "input_spec", None)
+        if spec is not None and not isinstance(shapes, list):
+            spec.check(shapes, self)
 
     def compute_output_shape(self, input_shape):
         """Default: trace `call` on zeros (unknown dimensions taken as 1), as Keras traces
@@ -212,14 +220,21 @@ class Layer:
                 raise ValueError(f"{type(self).__name__} '{self.name}': all inputs must be KerasTensors when any "
                                  f"is; got {[type(t).__name__ for t in parents]}")
             shapes = [t.shape for t in parents] if isinstance(inputs, (list, tuple)) else inputs.shape
+            self._check_input_spec(shapes)
             self._maybe_build(shapes)
+            self._check_input_spec(shapes)
             out_shape = tuple(self.compute_output_shape(_freeze_shape(shapes)))
             self._output_shape = out_shape
             out = KerasTensor(out_shape, name=self.name, history=(self, parents))
             self._inbound_nodes.append((list(inputs) if isinstance(inputs, (list, tuple)) else inputs, out))
             return out
         x = _as_arrays(inputs)
-        self._maybe_build([a.shape for a in x] if isinstance(x, list) else x.shape)
+        shapes = [a.shape for a in x] if isinstance(x, list) else x.shape
+        self._check_input_spec(shapes)
+        self._maybe_build(shapes)
+        self._check_input_spec(shapes)
+        if type(self).compute_output_shape is not Layer.compute_output_shape:
+            self.compute_output_shape(_freeze_shape(shapes))  # window fits, merge shapes agree (named errors)
         with context.scope(training=bool(training)):
             return self.call(x, training=training)
 
@@ -281,6 +296,40 @@ def _as_arrays(inputs):
     return x.astype(np.float32) if x.dtype != np.float32 else x
 
 
+def real_array(value, where: str) -> np.ndarray:
+    """`value` as an array of real numbers (bool, int or float); complex, object, string and other dtypes are
+    a TypeError rather than a silent cast that drops an imaginary part or fails later."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as e:  # ragged nested lists
+        raise TypeError(f"{where}: expected an array of real numbers, got {type(value).__name__} ({e})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected an array of real numbers (bool, int or float), got dtype "
+                        f"{array.dtype}")
+    return array
+
+
+class InputSpec:
+    """The input rank and fixed axis sizes a layer accepts (Keras's `InputSpec`), checked on every call."""
+
+    def __init__(self, ndim: int | None = None, min_ndim: int | None = None, axes: dict | None = None):
+        self.ndim, self.min_ndim, self.axes = ndim, min_ndim, dict(axes or {})
+
+    def check(self, shape, layer) -> None:
+        shape = tuple(shape)
+        where = f"Input of layer '{layer.name}' ({type(layer).__name__}) is incompatible with the layer"
+        if self.ndim is not None and len(shape) != self.ndim:
+            raise ValueError(f"{where}: expected ndim={self.ndim}, found ndim={len(shape)}. Full shape "
+                             f"received: {shape_str(shape)}")
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            raise ValueError(f"{where}: expected min_ndim={self.min_ndim}, found ndim={len(shape)}. Full shape "
+                             f"received: {shape_str(shape)}")
+        for axis, size in self.axes.items():
+            if size is not None and shape[axis] not in (None, size):
+                raise ValueError(f"{where}: expected axis {axis} of the input to have value {size}, but it has "
+                                 f"value {shape[axis]}. Full shape received: {shape_str(shape)}")
+
+
 def conv_output_length(length, window: int, stride: int, padding: str):
     """TF/Keras output length of a convolution or pooling window along one axis (None stays None)."""
     if length is None:
@@ -290,13 +339,31 @@ def conv_output_length(length, window: int, stride: int, padding: str):
     return (length - window) // stride + 1
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def positive_int(value, name: str, where: str, allow_none: bool = False):
+    """`value` as an int >= 1 (None passes when `allow_none`), else a ValueError naming `where` and the value."""
+    if value is None and allow_none:
+        return None
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
 def normalize_tuple(value, n: int, name: str, layer: str) -> tuple:
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * n
-    value = tuple(int(v) for v in value)
-    if len(value) != n:
-        raise ValueError(f"{layer}: `{name}` must be an int or a tuple of {n} ints, got {value!r}")
-    return value
+    """An int or `n` ints, each a positive integer (window sizes, strides, dilation), as a tuple of `n`."""
+    values = (value,) * n if _is_int(value) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = None
+    if values is None or len(values) != n or not all(_is_int(v) and v >= 1 for v in values):
+        raise ValueError(f"{layer}: `{name}` must be a positive integer or a tuple of {n} positive integers, "
+                         f"got {value!r}")
+    return tuple(int(v) for v in values)
 
 
 def normalize_padding(padding, layer: str) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import ops
-from .layer import Layer, check_data_format, conv_output_length, normalize_padding, normalize_tuple
+from .layer import InputSpec, Layer, check_data_format, conv_output_length, normalize_padding, normalize_tuple
 from ..registry import register
 
 
@@ -18,6 +18,7 @@ class _Pooling2D(Layer):
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, 2, "strides", where)
         self.padding = normalize_padding(padding, where)
         self.data_format = check_data_format(data_format, where)
+        self.input_spec = InputSpec(ndim=4)
 
     def build(self, input_shape):
         if len(input_shape) != 4:

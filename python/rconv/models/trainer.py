@@ -5,9 +5,18 @@ through `rconv.data.EpochIterator`; every batch runs through the model's plan wi
 training step: forward (outputs whose final softmax/sigmoid fuses with the loss run without it), the
 compiled losses and their gradients, the reverse walk with no input gradient (so nothing is computed
 below the first trainable layer), one optimizer update.
+
+Threads: a per-model lock is held around each training step (forward, backward, optimizer update) and
+around each inference batch, so a `predict`/`evaluate` from another thread while `fit` runs sees the
+weights of a whole step, never a torn mix; `evaluate` from another thread then keeps its own metric
+state. A second `fit` on a model already fitting raises RuntimeError.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -17,6 +26,7 @@ from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from ..data import EpochIterator, stream_kind, train_validation_split
 from ..graph import executor, passes
+from ..layers.layer import positive_int
 from .compile_utils import CompileLoss, CompileMetrics
 
 
@@ -39,8 +49,22 @@ def _require_steps(data, steps, name: str) -> None:
                          "class.")
 
 
+def _check_int(value, name: str, where: str, minimum: int = 1, allow_none: bool = False):
+    """Entry checks of fit/evaluate/predict arguments (batch sizes, epochs, steps, frequencies)."""
+    if minimum == 1:
+        return positive_int(value, name, where, allow_none)
+    if (value is None and allow_none) or (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                                           and value >= minimum):
+        return value
+    raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
 class Trainer:
     def _init_trainer(self) -> None:
+        self._step_lock = threading.RLock()  # held around each train step and each inference batch
+        self._metrics_free = threading.Condition(self._step_lock)
+        self._metrics_owner = None  # [thread, depth]: the fit/evaluate updating the model's own metrics
+        self._fit_thread = None  # the thread running fit(), if any
         self._compiled_trainable = None  # the trainable set, captured at the first train step after compile
         self.optimizer = None
         self.loss = None
@@ -101,12 +125,12 @@ class Trainer:
             self._compiled_trainable = (variables, ids)
         return self._compiled_trainable
 
-    def _targets(self, y) -> list:
+    def _targets(self, y, compile_metrics) -> list:
         if y is None:
             raise ValueError(f"Model '{self.name}': training and evaluation need targets `y`")
         flat = self._flatten_data(y, self._outputs_struct, self.output_names, "output")
-        if self._compile_metrics.metrics is None:  # 'accuracy' is resolved from the first batch's shapes
-            self._compile_metrics.build([np.shape(t) for t in flat], [t.shape for t in self.outputs])
+        if compile_metrics.metrics is None:  # 'accuracy' is resolved from the first batch's shapes
+            compile_metrics.build([np.shape(t) for t in flat], [t.shape for t in self.outputs])
         return self._compile_loss.prepare_targets(flat, [t.shape for t in self.outputs],
                                                   where=f"Model '{self.name}': ")
 
@@ -124,11 +148,45 @@ class Trainer:
             cached = self._output_plan_cache = (key, (steps, fused, acts))
         return cached[1]
 
-    def _step(self, x, y, training: bool):
+    @contextlib.contextmanager
+    def _metric_state(self, wait: bool):
+        """Yield the (loss tracker, compiled metrics) a fit/evaluate updates: the model's own, claimed for the
+        whole call (re-entrantly: fit's validation, an evaluate from a callback), or, when another thread holds
+        them, a private copy (`wait=False`, evaluate) or the model's own once that thread is done (fit)."""
+        me = threading.current_thread()
+        with self._metrics_free:
+            owner = self._metrics_owner
+            private = owner is not None and owner[0] is not me and not wait
+            if private:
+                state = copy.deepcopy((self._loss_tracker, self._compile_metrics))
+            else:
+                self._metrics_free.wait_for(lambda: self._metrics_owner is None or self._metrics_owner[0] is me)
+                if self._metrics_owner is None:
+                    self._metrics_owner = [me, 0]
+                self._metrics_owner[1] += 1
+        if private:
+            self._reset_metrics(state)
+            yield state
+            return
+        try:
+            yield None
+        finally:
+            with self._metrics_free:
+                self._metrics_owner[1] -= 1
+                if not self._metrics_owner[1]:
+                    self._metrics_owner = None
+                    self._metrics_free.notify_all()
+
+    def _step(self, x, y, training: bool, state=None):
+        with self._step_lock:
+            self._locked_step(x, y, training, state or (self._loss_tracker, self._compile_metrics))
+
+    def _locked_step(self, x, y, training: bool, state):
+        loss_tracker, compile_metrics = state
         xs = self._prepare_inputs(x)
         plan = self._plan
         steps, fused, acts = self._output_plan()
-        ys = self._targets(y)
+        ys = self._targets(y, compile_metrics)
         for t in ys:
             if t is not None and len(t) != len(xs[0]):
                 raise ValueError(f"Model '{self.name}': x and y must have the same number of samples, got x with "
@@ -140,15 +198,17 @@ class Trainer:
             _, weight_grads = executor.backward(plan, tape, grads, ids, need_input_grad=False)
             self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
         n = len(xs[0])
-        self._loss_tracker.update_state(total, sample_weight=n)
-        self._compile_metrics.update(ys, outs, fused, acts, values, n)
+        loss_tracker.update_state(total, sample_weight=n)
+        compile_metrics.update(ys, outs, fused, acts, values, n)
 
-    def _reset_metrics(self) -> None:
-        self._loss_tracker.reset_state()
-        self._compile_metrics.reset()
+    def _reset_metrics(self, state=None) -> None:
+        loss_tracker, compile_metrics = state or (self._loss_tracker, self._compile_metrics)
+        loss_tracker.reset_state()
+        compile_metrics.reset()
 
-    def _logs(self, prefix: str = "") -> dict:
-        logs = {"loss": self._loss_tracker.result(), **self._compile_metrics.results()}
+    def _logs(self, prefix: str = "", state=None) -> dict:
+        loss_tracker, compile_metrics = state or (self._loss_tracker, self._compile_metrics)
+        logs = {"loss": loss_tracker.result(), **compile_metrics.results()}
         return {prefix + k: float(v) for k, v in sorted(logs.items())}  # Keras 3 sorts log keys
 
     def _unpack(self, batch):
@@ -171,6 +231,29 @@ class Trainer:
         self._assert_compiled("fit")
         if class_weight is not None or sample_weight is not None:
             raise NotImplementedError("class_weight and sample_weight are not supported yet")
+        where = f"Model '{self.name}': fit()"
+        for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
+                            ("validation_steps", validation_steps),
+                            ("validation_batch_size", validation_batch_size)):
+            _check_int(value, name, where, allow_none=True)
+        _check_int(epochs, "epochs", where, minimum=0)
+        _check_int(initial_epoch, "initial_epoch", where, minimum=0)
+        _check_int(validation_freq, "validation_freq", where)
+        with self._step_lock:
+            if self._fit_thread is not None:
+                raise RuntimeError(f"{where} is already running (in thread '{self._fit_thread.name}'); a model "
+                                   "trains one fit() at a time")
+            self._fit_thread = threading.current_thread()
+        try:
+            with self._metric_state(wait=True):
+                    return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                 validation_data, shuffle, initial_epoch, steps_per_epoch, validation_steps,
+                                 validation_batch_size, validation_freq)
+        finally:
+            self._fit_thread = None
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+             initial_epoch, steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
         verbose = 1 if verbose == "auto" else int(verbose)
         self._sw_warned = False
         if validation_split and validation_data is None:
@@ -233,14 +316,14 @@ class Trainer:
         return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
     # --- evaluate / predict --------------------------------------------------------------------------
-    def _evaluate_iterator(self, iterator, cbs) -> dict:
-        self._reset_metrics()
+    def _evaluate_iterator(self, iterator, cbs, state=None) -> dict:
+        self._reset_metrics(state)
         cbs.on_test_begin()
         for step, batch in iterator.enumerate_epoch():
             cbs.on_test_batch_begin(step)
-            self._step(*self._unpack(batch), training=False)
-            cbs.on_test_batch_end(step, self._logs())
-        logs = self._logs()
+            self._step(*self._unpack(batch), training=False, state=state)
+            cbs.on_test_batch_end(step, self._logs(state=state))
+        logs = self._logs(state=state)
         cbs.on_test_end(logs)
         return logs
 
@@ -253,14 +336,21 @@ class Trainer:
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         self._assert_compiled("evaluate")
+        where = f"Model '{self.name}': evaluate()"
+        _check_int(batch_size, "batch_size", where, allow_none=True)
+        _check_int(steps, "steps", where, allow_none=True)
         verbose = 1 if verbose == "auto" else int(verbose)
         self._sw_warned = False
         iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, training=False)
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                             epochs=1, steps=iterator.num_batches, mode="test")
-        return self._result(self._evaluate_iterator(iterator, cbs), return_dict)
+        with self._metric_state(wait=False) as state:
+            return self._result(self._evaluate_iterator(iterator, cbs, state), return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        where = f"Model '{self.name}': predict()"
+        _check_int(batch_size, "batch_size", where, allow_none=True)
+        _check_int(steps, "steps", where, allow_none=True)
         verbose = 1 if verbose == "auto" else int(verbose)
         iterator = EpochIterator(x, None, batch_size=batch_size, steps_per_epoch=steps, training=False)
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
@@ -269,12 +359,11 @@ class Trainer:
         outputs = None
         for step, batch in iterator.enumerate_epoch():
             cbs.on_predict_batch_begin(step)
-            xs = self._prepare_inputs(batch[0])
-            outs, _ = executor.forward(self._plan, passes.variant(self._plan), xs, training=False)
+            outs = self._infer(batch[0])
             if outputs is None:
                 outputs = [[] for _ in outs]
             for acc, out in zip(outputs, outs):
-                acc.append(np.array(out, np.float32))  # a copy: `out` may be a reused buffer
+                acc.append(out)
             cbs.on_predict_batch_end(step, {"outputs": self._pack(outs, self._outputs_struct)})
         cbs.on_predict_end()
         if outputs is None:
@@ -298,6 +387,12 @@ class Trainer:
         return self._result(self._logs(), return_dict)
 
     def predict_on_batch(self, x):
-        xs = self._prepare_inputs(x)
-        outs, _ = executor.forward(self._plan, passes.variant(self._plan), xs, training=False)
-        return self._pack(outs, self._outputs_struct)
+        return self._pack(self._infer(x), self._outputs_struct)
+
+    def _infer(self, x) -> list:
+        """One inference forward under the step lock; the outputs are copies (the executor may reuse buffers,
+        and a training step may run as soon as the lock is released)."""
+        with self._step_lock:
+            xs = self._prepare_inputs(x)
+            outs, _ = executor.forward(self._plan, passes.variant(self._plan), xs, training=False)
+            return [np.array(out, np.float32) for out in outs]
