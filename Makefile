@@ -13,7 +13,7 @@ export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard ruff mypy
+	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime ruff mypy
 	touch $@
 
 build: $(VENV)/.deps

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .. import registry, saving
+from ..export import export_model
 from ..graph import context, executor, passes
 from ..graph.plan import Plan, flatten
 from ..keras_tensor import KerasTensor
@@ -280,6 +281,10 @@ class Model(Trainer, Layer):
 
     def load_weights(self, filepath, skip_mismatch=False):
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def export(self, filepath, format="onnx", verbose=True, **kwargs):
+        """Keras 3's `Model.export`: `format="onnx"` writes an ONNX model (NHWC inputs, like this model)."""
+        export_model(self, filepath, format=format, verbose=verbose, **kwargs)
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(model_config.model_to_config(self, include_compile=False), **kwargs)
