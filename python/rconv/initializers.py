@@ -5,11 +5,33 @@ their own `seed`, in which case every call returns the same values, as in Keras 
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 
 from . import backend, registry
+
+_DEFERRED = contextvars.ContextVar("rconv_initializers_deferred", default=False)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Within this block `Layer.add_weight` runs no initializer: new variables are zero-filled float32
+    (`np.zeros`, whose pages the OS maps only when written). Loaders build models from a config this way
+    when every variable is assigned from the file afterwards, so a config that declares a huge layer costs
+    nothing before the weights are checked."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def deferring() -> bool:
+    """Whether `deferred()` is active in this thread/context."""
+    return _DEFERRED.get()
 
 
 class Initializer:

@@ -84,7 +84,9 @@ class Layer:
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
                    **kwargs) -> Variable:
         shape = tuple(int(d) for d in shape)
-        var = Variable(initializers.get(initializer)(shape), name=name or f"variable_{len(self._weights)}",
+        init = initializers.get(initializer)
+        value = np.zeros(shape, np.float32) if initializers.deferring() else init(shape)  # loaders assign later
+        var = Variable(value, name=name or f"variable_{len(self._weights)}",
                        trainable=trainable, path=f"{self.name}/{name}")
         self._weights.append(var)
         return var

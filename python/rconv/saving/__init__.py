@@ -6,14 +6,20 @@
 
 Loading is safe by construction: configs are plain JSON mapped onto a fixed table of rconv classes
 (no imports, no eval, no pickle; `Lambda` and unknown classes are refused), and saving replaces the
-target atomically, so a failed save never damages an existing file.
+target atomically, so a failed save never damages an existing file. Hostile files (`hdf5.py`,
+`keras_zip.py`): no HDF5 soft/external links, external storage or virtual datasets, every dataset and
+zip entry bounded by what the config implies, configs nested at most `model_config.MAX_*` deep, models
+built without running initializers, and nothing assigned unless the whole file fits. Every failure while
+loading is a ValueError (ConfigError, WeightsError) or an OSError whose message names the file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 from . import keras_zip, legacy_h5
 from .model_config import model_from_config, model_to_config
+from .hdf5 import WeightsError
 from .serialization import (ConfigError, deserialize_keras_object, layer_from_config, serialize_keras_object,
                             supported)
 
@@ -24,6 +30,28 @@ def _path(filepath) -> str:
     if not isinstance(filepath, (str, os.PathLike)):
         raise TypeError(f"filepath must be a str or os.PathLike, got {type(filepath).__name__}")
     return os.fspath(filepath)
+
+
+@contextlib.contextmanager
+def _loading(path: str):
+    """Every failure while loading `path` leaves as a ValueError or OSError naming the file (the original
+    exception is chained)."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        if path in str(exc):
+            raise
+        try:
+            renamed = type(exc)(f"{path}: {exc}")
+        except Exception:  # an exception class with another signature
+            renamed = (OSError if isinstance(exc, OSError) else ValueError)(f"{path}: {exc}")
+        raise renamed from exc
+    except MemoryError as exc:
+        raise ValueError(f"{path}: not enough memory to load this file ({exc or 'MemoryError'})") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{path}: the file's structure is nested too deeply to load") from exc
+    except Exception as exc:  # h5py's KeyError/RuntimeError on corrupt objects, odd config types, ...
+        raise ValueError(f"{path}: cannot load the file ({type(exc).__name__}: {exc})") from exc
 
 
 def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True) -> None:
@@ -48,9 +76,11 @@ def load_model(filepath, compile: bool = True, custom_objects=None, safe_mode: b
         raise ValueError("safe_mode=False is not supported: rconv never deserializes code")
     path = _path(filepath)
     if path.endswith(".keras"):
-        return keras_zip.load(path, compile=compile)
+        with _loading(path):
+            return keras_zip.load(path, compile=compile)
     if path.endswith(_H5):
-        return legacy_h5.load_model(path, compile=compile)
+        with _loading(path):
+            return legacy_h5.load_model(path, compile=compile)
     raise ValueError(f"File format not supported: filepath={path}. rconv supports `.keras` files (Keras 3) "
                      "and legacy `.h5`/`.hdf5` files.")
 
@@ -70,14 +100,16 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
         raise NotImplementedError("skip_mismatch=True is not supported")
     path = _path(filepath)
     if path.endswith(".keras"):
-        keras_zip.load_weights(model, path)
+        with _loading(path):
+            keras_zip.load_weights(model, path)
     elif path.endswith(_H5):
-        legacy_h5.load_weights(model, path)
+        with _loading(path):
+            legacy_h5.load_weights(model, path)
     else:
         raise ValueError("File format not supported: expected `.weights.h5`, `.h5`/`.hdf5` or `.keras`. "
                          f"Received: filepath={path}")
 
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ConfigError", "supported",
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ConfigError", "WeightsError", "supported",
            "layer_from_config", "model_from_config", "model_to_config", "serialize_keras_object",
            "deserialize_keras_object"]

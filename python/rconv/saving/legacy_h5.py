@@ -5,36 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-from . import model_config, serialization, weights
+from .. import initializers
+from . import hdf5, model_config, serialization, weights
 from .atomic import atomic_write
 
 # rconv writes Keras 2-style configs (readable by tf.keras 2 and Keras 3); the version says so.
 LEGACY_KERAS_VERSION = "2.15.0"
-
-
-def _open(path):
-    import h5py
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such file: {path}")
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 file (truncated, corrupt, or another format)")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise OSError(f"Cannot read HDF5 file {path}: {exc}") from exc
-
-
-def _json_attr(h5, name, path):
-    value = h5.attrs.get(name)
-    if value is None:
-        return None
-    if hasattr(value, "decode"):
-        value = value.decode("utf-8")
-    try:
-        return json.loads(str(value))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the '{name}' attribute is not valid JSON: {exc}") from exc
 
 
 def save_model(model, path, overwrite: bool = True, include_optimizer: bool = True) -> None:
@@ -56,28 +32,31 @@ def save_model(model, path, overwrite: bool = True, include_optimizer: bool = Tr
 def load_model(path, compile: bool = True):
     import h5py
     path = os.fspath(path)
-    with _open(path) as h5:
-        config = _json_attr(h5, "model_config", path)
+    with hdf5.open_h5(path) as h5:
+        config = hdf5.json_attr(h5, "model_config", path)
         if config is None:
             kind = " (it looks like a weights-only file: use model.load_weights)" if (
                 "layer_names" in h5.attrs or "layers" in h5) else ""
             raise ValueError(f"{path}: no model config found in the file{kind}")
         try:
-            model = model_config.model_from_config(config)
+            with initializers.deferred():  # every variable is assigned from the file below
+                model = model_config.model_from_config(config)
         except serialization.ConfigError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        group = h5.get("model_weights")
+            raise serialization.ConfigError(f"{path}: {exc}") from exc
+        weights.check_capacity(model, os.path.getsize(path), path)
+        group = hdf5.child(h5, "model_weights", path)
         if not isinstance(group, h5py.Group):
             raise ValueError(f"{path}: missing the 'model_weights' group")
-        weights.read_legacy(group, model, path)
-        training_config = _json_attr(h5, "training_config", path)
+        pending = weights.plan_legacy(group, model, path)
+        training_config = hdf5.json_attr(h5, "training_config", path)
         if compile and training_config:
             try:
                 serialization.compile_from_config(model, training_config, legacy=True)
-            except (ValueError, TypeError, NotImplementedError) as exc:
+            except serialization.CONFIG_EXCEPTIONS as exc:
                 raise ValueError(f"{path}: cannot restore the training configuration ({exc}); use "
                                  "load_model(..., compile=False) to load the model uncompiled") from exc
-            weights.read_legacy_optimizer(h5, model, path)
+            pending.optimizer_commit = weights.plan_legacy_optimizer(h5, model, path)
+        pending.commit()
     return model
 
 
@@ -95,17 +74,22 @@ def save_weights(model, path, overwrite: bool = True) -> None:
 
 def load_weights(model, path) -> None:
     """Any Keras weights layout: Keras 3 (`layers/...`), Keras 2 weights-only (root `layer_names`) or a
-    whole legacy model file (`model_weights`)."""
+    whole legacy model file (`model_weights`). Nothing is assigned unless everything fits."""
     import h5py
     path = os.fspath(path)
-    with _open(path) as h5:
-        if isinstance(h5.get("layers"), h5py.Group) or (isinstance(h5.get("vars"), h5py.Group)
-                                                        and "layer_names" not in h5.attrs):
-            weights.read_keras3(h5, model, path)
-        elif "layer_names" in h5.attrs or "layer_names0" in h5.attrs:
-            weights.read_legacy(h5, model, path)
-        elif isinstance(h5.get("model_weights"), h5py.Group):
-            weights.read_legacy(h5["model_weights"], model, path)
+    with hdf5.open_h5(path) as h5:
+        def group(name):
+            obj = hdf5.child(h5, name, path)
+            return obj if isinstance(obj, h5py.Group) else None
+
+        legacy_attrs = "layer_names" in h5.attrs or "layer_names0" in h5.attrs
+        if group("layers") is not None or (group("vars") is not None and not legacy_attrs):
+            pending = weights.plan_keras3(h5, model, path)
+        elif legacy_attrs:
+            pending = weights.plan_legacy(h5, model, path)
+        elif group("model_weights") is not None:
+            pending = weights.plan_legacy(group("model_weights"), model, path)
         else:
             raise ValueError(f"{path}: no Keras weights found (expected a 'layers' group, a 'layer_names' "
                              "attribute or a 'model_weights' group)")
+        pending.commit()

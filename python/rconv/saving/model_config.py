@@ -139,8 +139,33 @@ def legacy_model_config(kind: str, config: dict) -> dict:
     return config
 
 
+MAX_MODEL_DEPTH = 32    # models nested in models
+MAX_JSON_DEPTH = 500    # dicts/lists nested in a config (the recursive builders stay far from Python's limit)
+
+
+def check_nesting(config, where: str = "") -> None:
+    """Refuse, with an iterative walk before anything recursive runs, a config nested deeper than
+    MAX_JSON_DEPTH levels or with models nested deeper than MAX_MODEL_DEPTH."""
+    stack = [(config, 1, 0)]
+    while stack:
+        value, depth, models = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise serialization.ConfigError(f"{where}The config is nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(value, dict):
+            if value.get("class_name") in MODEL_CLASSES:
+                models += 1
+                if models > MAX_MODEL_DEPTH:
+                    raise serialization.ConfigError(f"{where}The config nests models more than {MAX_MODEL_DEPTH} "
+                                                    "deep")
+            stack.extend((v, depth + 1, models) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, models) for v in value)
+
+
 def model_from_config(entry, where: str = ""):
     """A Sequential or functional model from Keras's serialized form (Keras 3 or legacy), at any depth."""
+    if not where:  # the outermost call (nested models get a `where`)
+        check_nesting(entry)
     if isinstance(entry, list):  # Keras 1/2.0 Sequential: the config was the list of layers
         entry = {"class_name": "Sequential", "config": {"layers": entry}}
     if not isinstance(entry, dict) or "class_name" not in entry:
@@ -148,6 +173,8 @@ def model_from_config(entry, where: str = ""):
                                         "'config')")
     class_name = entry["class_name"]
     config = entry.get("config")
+    if not isinstance(class_name, str):
+        raise serialization.ConfigError(f"{where}Invalid class_name {class_name!r:.200}")
     if registry.find("layers", class_name) is not None:
         raise serialization.ConfigError(f"{where}The config describes a single {class_name} layer, not a model")
     if class_name not in MODEL_CLASSES:
@@ -163,7 +190,7 @@ def model_from_config(entry, where: str = ""):
         return _functional_from_config(config, where)
     except serialization.ConfigError:
         raise
-    except (ValueError, NotImplementedError, KeyError, TypeError, IndexError) as exc:
+    except serialization.CONFIG_EXCEPTIONS as exc:
         raise serialization.ConfigError(f"{where}{type(exc).__name__}: {exc}") from exc
 
 
@@ -236,6 +263,8 @@ def _functional_from_config(config, where):
                                             f"layers {stuck}")
 
     def io(value):
+        if not isinstance(value, (dict, list)):
+            raise serialization.ConfigError(f"{where}Invalid input_layers/output_layers entry {value!r:.200}")
         if isinstance(value, dict):
             return {key: io(v) for key, v in value.items()}
         if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):

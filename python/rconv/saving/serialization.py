@@ -31,6 +31,11 @@ class ConfigError(ValueError):
     """A config names something rconv cannot (or will not) build."""
 
 
+# What building from a config of odd types or values can raise; loaders turn these into ConfigError.
+CONFIG_EXCEPTIONS = (ValueError, TypeError, NotImplementedError, AttributeError, KeyError, IndexError,
+                     ArithmeticError)
+
+
 # --- layers ------------------------------------------------------------------------------------------
 def unsupported(class_name, where="") -> ConfigError:
     if class_name == "Lambda":
@@ -90,6 +95,8 @@ def layer_from_config(entry: dict, where: str = ""):
     if not isinstance(entry, dict) or "class_name" not in entry:
         raise ConfigError(f"{where}Invalid layer entry (expected a dict with 'class_name'): {entry!r:.200}")
     class_name = entry["class_name"]
+    if not isinstance(class_name, str):
+        raise ConfigError(f"{where}Invalid class_name {class_name!r:.200}")
     if class_name in model_config.MODEL_CLASSES:
         return model_config.model_from_config(entry, where=where)
     if entry.get("module") == tensor_ops.KERAS_OPS_MODULE:  # an operation on tensors, e.g. `x[:, 1:3]`, `x + 1`
@@ -107,7 +114,7 @@ def layer_from_config(entry: dict, where: str = ""):
     name = config.get("name", "?")
     try:
         return cls.from_config(_clean_layer_config(class_name, config))
-    except (TypeError, ValueError, NotImplementedError) as exc:
+    except CONFIG_EXCEPTIONS as exc:
         raise ConfigError(f"{where}Cannot build layer {name!r} ({class_name}) from its config: {exc}") from exc
 
 
