@@ -4,7 +4,11 @@ Every loop is bounded (a step count and a join timeout), so a deadlock fails the
 """
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -155,3 +159,40 @@ def test_fit_guard_released_after_an_error():
     with pytest.raises(ValueError):
         m.fit(x, y[:3], epochs=1, verbose=0)  # x and y disagree
     m.fit(x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_free_locks():
+    """A thread of the parent holds the model's step lock (an inference or training step) at the fork: the
+    child, which has no such thread, must still be able to take it."""
+    m = _model()
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with m._step_lock:
+            held.set()
+            release.wait(JOIN_TIMEOUT)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        assert held.wait(JOIN_TIMEOUT)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a multi-threaded process"
+            pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            os._exit(0 if m._step_lock.acquire(timeout=10) and m._fit_thread is None else 1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the child could not take the model's lock")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release.set()
+        thread.join(JOIN_TIMEOUT)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import numbers
+import os
 import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -59,12 +61,30 @@ def _check_int(value, name: str, where: str, minimum: int = 1, allow_none: bool 
     raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
 
 
+_TRAINERS: weakref.WeakSet = weakref.WeakSet()  # every model, so a forked child can reset their locks
+
+
+def _reset_locks_after_fork() -> None:
+    """A forked child has one thread: locks (and fit/evaluate claims) held by the parent's other threads at the
+    fork would never be released there, so every model gets fresh ones."""
+    for trainer in list(_TRAINERS):
+        trainer._init_locks()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
 class Trainer:
-    def _init_trainer(self) -> None:
+    def _init_locks(self) -> None:
         self._step_lock = threading.RLock()  # held around each train step and each inference batch
         self._metrics_free = threading.Condition(self._step_lock)
         self._metrics_owner = None  # [thread, depth]: the fit/evaluate updating the model's own metrics
         self._fit_thread = None  # the thread running fit(), if any
+        _TRAINERS.add(self)
+
+    def _init_trainer(self) -> None:
+        self._init_locks()
         self._compiled_trainable = None  # the trainable set, captured at the first train step after compile
         self.optimizer = None
         self.loss = None
