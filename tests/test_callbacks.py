@@ -372,3 +372,21 @@ def test_callbacks_with_generator_input(tmp_path):
                                                                                            patience=5)])
     assert sorted(history.history) == ["acc", "loss", "val_acc", "val_loss"]
     assert path.read_text().splitlines()[0] == "epoch,acc,loss,val_acc,val_loss"
+
+
+def test_tensorboard_writes_the_model_graph_and_kernel_images(tmp_path):
+    pytest.importorskip("tensorboardX", reason="the TensorBoard callback needs `tensorboardX`")
+    pytest.importorskip("onnx", reason="the graph is written through the ONNX export")
+    logdir = tmp_path / "logs"
+    model = make_model()
+    fit(model, [callbacks.TensorBoard(log_dir=str(logdir), histogram_freq=1, write_images=True)], epochs=1)
+    train = _scalars(logdir / "train")
+    assert train.Tags()["graph"]
+    graph = train.Graph()
+    names = {node.name for node in graph.node}
+    dense = [layer.name for layer in model.layers if layer.weights]
+    assert all(any(layer in n for n in names) for layer in dense)  # every weighted layer is a node
+    ops = {node.op for node in graph.node}
+    assert "MatMul" in ops or "Conv" in ops
+    assert any(node.input for node in graph.node)  # connections, not a flat list
+    assert any(t.endswith("/image") for t in train.Tags()["images"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import warnings
 
@@ -26,7 +27,8 @@ class TensorBoard(Callback):
     """Write TensorBoard event files like Keras 3: `log_dir/train` gets `epoch_<metric>` (plus
     `epoch_learning_rate`) per epoch and, with `update_freq` 'batch' or N, `batch_<metric>` per batch;
     `log_dir/validation` gets `epoch_<metric>` for the `val_` logs and `evaluation_<metric>_vs_iterations`.
-    `histogram_freq` adds weight histograms; `write_graph` stores the model config as text ("keras").
+    `histogram_freq` adds weight histograms (`write_images`: kernels as images); `write_graph` stores the model
+    config as text ("keras") and the model as a graph for the Graphs tab (through its ONNX export).
     Needs `tensorboardX` (checked at construction)."""
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
@@ -91,6 +93,27 @@ class TensorBoard(Callback):
                           stacklevel=2)
             return
         self._train_writer.add_text("keras", config, 0)
+        self._write_graph()
+
+    def _write_graph(self):
+        """The model as a real graph for the Graphs tab: exported to ONNX (layers as nodes, connections as
+        edges) and written as a GraphDef by tensorboardX's `add_onnx_graph`. Needs the `onnx` package; without
+        it, or for a layer with no ONNX converter, only the text config above is written (with a warning)."""
+        from ..export import onnx as onnx_export
+        try:
+            import onnx  # noqa: F401  (tensorboardX's converter needs it too)
+        except ImportError:
+            warnings.warn("TensorBoard: the Graphs tab needs the `onnx` package (pip install onnx); only the "
+                          "model config was written.", stacklevel=3)
+            return
+        missing = onnx_export.unsupported_layers(self.model)
+        if missing:
+            warnings.warn(f"TensorBoard: no graph written: layers {missing} have no ONNX converter.", stacklevel=3)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "graph.onnx")
+            onnx_export.export(self.model, path)
+            self._train_writer.add_onnx_graph(path)
 
     def on_train_begin(self, logs=None):
         self._global_train_batch = 0
