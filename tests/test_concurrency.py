@@ -196,3 +196,13 @@ def test_a_forked_child_gets_free_locks():
     finally:
         release.set()
         thread.join(JOIN_TIMEOUT)
+
+
+def test_set_weights_during_fit():
+    """set_weights from another thread lands between training steps (the model's step lock)."""
+    m = _model()
+    fixed = [np.full(w.shape, 0.01, np.float32) for w in m.get_weights()]
+    _, looper = _fit_with(m, lambda: m.set_weights(fixed), epochs=2)
+    assert looper.results
+    m.set_weights(fixed)
+    assert all(np.array_equal(a, b) for a, b in zip(m.get_weights(), fixed))

@@ -13,6 +13,7 @@ Keras-style eager use, ``layer(x)`` / ``call(x)``, is ``forward`` with the conte
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -141,8 +142,9 @@ class Layer:
             if value.shape != var.shape:
                 raise ValueError(f"{kind} '{self.name}': weight '{var.path}' has shape {var.shape}, but the "
                                  f"provided array has shape {value.shape}")
-        for var, value in zip(variables, weights):
-            var.assign(value)
+        with getattr(self, "_step_lock", None) or contextlib.nullcontext():  # a model: between training steps
+            for var, value in zip(variables, weights):
+                var.assign(value)
 
     def count_params(self) -> int:
         if not self.built:
