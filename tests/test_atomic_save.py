@@ -23,10 +23,6 @@ from rconv.saving import atomic
 FORMATS = [".keras", ".h5", ".weights.h5"]
 # libhdf5 segfaults in H5Fclose when a write to the disk fails; legacy_h5.py writes through atomic_write +
 # h5py.File(tmp) until it switches to atomic.atomic_h5 (in-memory file, Python writes the bytes).
-H5_DIRECT = pytest.mark.xfail(strict=True, reason="saving/legacy_h5.py does not write through atomic_h5 yet, "
-                              "so a full disk crashes libhdf5 (SIGSEGV) instead of raising OSError")
-
-
 def _model(fill=None):
     rconv.utils.set_random_seed(1)
     m = rconv.Sequential([layers.Input((6,)), layers.Dense(5), layers.Dense(3)])
@@ -239,8 +235,8 @@ FSIZE_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("name,how", [("m.keras", "model"), ("m.h5", "atomic_h5"),
-                                      pytest.param("m.h5", "model", marks=H5_DIRECT),
-                                      pytest.param("m.weights.h5", "model", marks=H5_DIRECT)])
+                                      pytest.param("m.h5", "model"),
+                                      pytest.param("m.weights.h5", "model")])
 def test_file_size_limit_is_an_oserror_with_the_old_file_intact(tmp_path, name, how):
     proc = subprocess.run([sys.executable, "-c", FSIZE_SCRIPT, str(tmp_path / name), how], capture_output=True,
                           text=True, timeout=120)

@@ -7,26 +7,24 @@ import os
 
 from .. import initializers
 from . import hdf5, model_config, serialization, weights
-from .atomic import atomic_write
+from .atomic import atomic_h5
 
 # rconv writes Keras 2-style configs (readable by tf.keras 2 and Keras 3); the version says so.
 LEGACY_KERAS_VERSION = "2.15.0"
 
 
 def save_model(model, path, overwrite: bool = True, include_optimizer: bool = True) -> None:
-    import h5py
     config = model_config.model_to_config(model, legacy=True)
-    with atomic_write(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["keras_version"] = LEGACY_KERAS_VERSION
-            h5.attrs["backend"] = "tensorflow"
-            h5.attrs["model_config"] = json.dumps(config)
-            compiled = include_optimizer and getattr(model, "compiled", False)
-            if compiled:
-                h5.attrs["training_config"] = json.dumps(serialization.legacy_training_config(model))
-            weights.write_legacy(h5.create_group("model_weights"), model, LEGACY_KERAS_VERSION)
-            if compiled:
-                weights.write_legacy_optimizer(h5, model)
+    with atomic_h5(path, overwrite=overwrite) as h5:  # built in memory: a full disk is an OSError, not a crash
+        h5.attrs["keras_version"] = LEGACY_KERAS_VERSION
+        h5.attrs["backend"] = "tensorflow"
+        h5.attrs["model_config"] = json.dumps(config)
+        compiled = include_optimizer and getattr(model, "compiled", False)
+        if compiled:
+            h5.attrs["training_config"] = json.dumps(serialization.legacy_training_config(model))
+        weights.write_legacy(h5.create_group("model_weights"), model, LEGACY_KERAS_VERSION)
+        if compiled:
+            weights.write_legacy_optimizer(h5, model)
 
 
 def load_model(path, compile: bool = True):
@@ -62,14 +60,12 @@ def load_model(path, compile: bool = True):
 
 def save_weights(model, path, overwrite: bool = True) -> None:
     """`.weights.h5` → Keras 3 layout (with optimizer state); other `.h5` → Keras 2 weights-only layout."""
-    import h5py
     keras3 = os.fspath(path).endswith(".weights.h5")
-    with atomic_write(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            if keras3:
-                weights.write_keras3(h5, model)
-            else:
-                weights.write_legacy(h5, model, LEGACY_KERAS_VERSION)
+    with atomic_h5(path, overwrite=overwrite) as h5:
+        if keras3:
+            weights.write_keras3(h5, model)
+        else:
+            weights.write_legacy(h5, model, LEGACY_KERAS_VERSION)
 
 
 def load_weights(model, path) -> None:
