@@ -21,8 +21,8 @@ from rconv import layers
 from rconv.saving import atomic
 
 FORMATS = [".keras", ".h5", ".weights.h5"]
-# libhdf5 segfaults in H5Fclose when a write to the disk fails; legacy_h5.py writes through atomic_write +
-# h5py.File(tmp) until it switches to atomic.atomic_h5 (in-memory file, Python writes the bytes).
+
+
 def _model(fill=None):
     rconv.utils.set_random_seed(1)
     m = rconv.Sequential([layers.Input((6,)), layers.Dense(5), layers.Dense(3)])
