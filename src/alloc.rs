@@ -10,6 +10,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::error::{OpError, OpResult};
+
 const MIN_BYTES: usize = 64 << 10;
 const MAX_BLOCKS: usize = 64;
 const MAX_BYTES: usize = 1 << 30;
@@ -104,6 +106,119 @@ unsafe impl GlobalAlloc for ReusingAllocator {
     }
 }
 
+#[cfg(unix)]
+extern "C" {
+    fn pthread_atfork(prepare: Option<extern "C" fn()>, parent: Option<extern "C" fn()>,
+                      child: Option<extern "C" fn()>) -> std::ffi::c_int;
+}
+
+#[cfg(unix)]
+extern "C" fn lock_before_fork() {
+    while CACHE.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::hint::spin_loop();
+    }
+}
+
+#[cfg(unix)]
+extern "C" fn unlock_after_fork() {
+    CACHE.busy.store(false, Ordering::Release);
+}
+
+/// Hold the cache's lock across `fork`, so a child never inherits it held by a thread that does not
+/// exist there (its next large allocation would spin forever). Called once, at import.
+pub fn register_fork_handlers() {
+    #[cfg(unix)]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // Safety: the handlers only flip an atomic flag; they allocate nothing and are valid for the
+        // process's lifetime.
+        ONCE.call_once(|| unsafe {
+            pthread_atfork(Some(lock_before_fork), Some(unlock_after_fork), Some(unlock_after_fork));
+        });
+    }
+}
+
+/// Element types whose all-zero bit pattern is a valid value (so a zeroed allocation is initialised).
+///
+/// # Safety
+/// Implement only for types for which all-zero bytes are a valid value.
+pub unsafe trait Zeroable: Copy {}
+// Safety: 0.0, 0 and false are all-zero bytes.
+unsafe impl Zeroable for f32 {}
+unsafe impl Zeroable for u32 {}
+unsafe impl Zeroable for usize {}
+unsafe impl Zeroable for bool {}
+
+/// Elements of a buffer of shape `dims`, or a MemoryError naming `what` when the product overflows.
+pub fn checked_len(dims: &[usize], what: &str) -> OpResult<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+        OpError::Memory(format!("{what} of shape {dims:?} has more elements than fit in the address space"))
+    })
+}
+
+fn too_large<T>(dims: &[usize], what: &str, len: usize) -> OpError {
+    let bytes = (len as u128) * std::mem::size_of::<T>() as u128;
+    OpError::Memory(format!("cannot allocate {what} of shape {dims:?} ({bytes} bytes)"))
+}
+
+/// A zero-filled buffer of shape `dims` (flattened), or a MemoryError naming `what` and the shape where
+/// the size overflows or the allocation fails (`vec![0; n]` would abort the process instead). Zeroed
+/// pages come from `alloc_zeroed`, as `vec!` does, so large buffers are not written twice.
+pub fn zeros<T: Zeroable>(dims: &[usize], what: &str) -> OpResult<Vec<T>> {
+    let len = checked_len(dims, what)?;
+    let layout = Layout::array::<T>(len).map_err(|_| too_large::<T>(dims, what, len))?;
+    if layout.size() == 0 {
+        return Ok(Vec::new());
+    }
+    // Safety: the layout has a non-zero size; a non-null result is a zeroed block of `len` Ts from the
+    // global allocator with `Layout::array::<T>(len)`, which is what `Vec` frees it with.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
+        if ptr.is_null() {
+            return Err(too_large::<T>(dims, what, len));
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
+/// A buffer of shape `dims` filled with `value`, failing like `zeros`.
+pub fn filled<T: Clone>(dims: &[usize], value: T, what: &str) -> OpResult<Vec<T>> {
+    let len = checked_len(dims, what)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_large::<T>(dims, what, len))?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// A copy of `src`, failing like `zeros` (`to_vec` would abort).
+pub fn copied<T: Clone>(src: &[T], what: &str) -> OpResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(src.len()).map_err(|_| too_large::<T>(&[src.len()], what, src.len()))?;
+    v.extend_from_slice(src);
+    Ok(v)
+}
+
+/// The first error raised inside a parallel loop whose per-thread scratch could not be allocated:
+/// workers record it and skip their item; the caller returns it after the loop.
+#[derive(Default)]
+pub struct FirstError(std::sync::Mutex<Option<OpError>>);
+
+impl FirstError {
+    pub fn record(&self, e: &OpError) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert_with(|| e.clone());
+        }
+    }
+
+    pub fn into_result(self) -> OpResult<()> {
+        match self.0.into_inner() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(e),
+            Err(_) => Err(OpError::Internal("a kernel thread panicked while recording an error".into())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +238,18 @@ mod tests {
             assert_ne!(a, c);
             ReusingAllocator.dealloc(c, other);
         }
+    }
+
+    #[test]
+    fn fallible_buffers() {
+        assert_eq!(zeros::<f32>(&[2, 3], "x").unwrap(), vec![0.0; 6]);
+        assert!(zeros::<f32>(&[0, 5], "x").unwrap().is_empty());
+        assert_eq!(filled(&[3], 7u32, "x").unwrap(), vec![7, 7, 7]);
+        let overflow = zeros::<f32>(&[usize::MAX, 2], "the output").unwrap_err();
+        assert!(matches!(overflow, OpError::Memory(ref m) if m.contains("the output of shape")), "{overflow:?}");
+        // Larger than any address space: the allocation fails and reports instead of aborting.
+        let huge = zeros::<f32>(&[1 << 61], "scratch").unwrap_err();
+        assert!(matches!(huge, OpError::Memory(ref m) if m.contains("cannot allocate scratch")), "{huge:?}");
+        assert!(filled(&[1 << 61], 0u32, "w").is_err());
     }
 }

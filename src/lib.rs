@@ -5,6 +5,7 @@
 mod alloc;
 mod error;
 pub mod ops;
+mod pool;
 
 /// Reuses freed activation-sized blocks across steps instead of re-faulting fresh pages (see alloc.rs).
 #[global_allocator]
@@ -14,10 +15,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use error::OpResult;
+use error::{OpError, OpResult};
 use ops::activation::Activation;
 use ops::augment::{FillMode, Interpolation, Resample};
 use ops::conv::Conv2d;
@@ -29,6 +30,23 @@ use ops::pool::{Pool2d, PoolKind};
 
 type Array<'py> = Bound<'py, PyArrayDyn<f32>>;
 
+/// The one mapping from the core's errors to Python exceptions, each message prefixed by the op.
+fn py_err(op: &str, e: OpError) -> PyErr {
+    let message = format!("{op}: {e}");
+    match e {
+        OpError::Shape(_) => PyValueError::new_err(message),
+        OpError::Type(_) => PyTypeError::new_err(message),
+        OpError::Memory(_) => PyMemoryError::new_err(message),
+        OpError::Internal(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// `.map_err(shape_error(op))`: an `OpError` from the core (of any kind, despite the historical name) as
+/// the Python exception for `op`.
+fn shape_error(op: &str) -> impl Fn(OpError) -> PyErr + '_ {
+    move |e| py_err(op, e)
+}
+
 /// "dtype int64 with shape (2, 3)" for arrays, the type name otherwise.
 fn describe(obj: &Bound<'_, PyAny>) -> String {
     match (obj.getattr("dtype"), obj.getattr("shape")) {
@@ -39,29 +57,44 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
 
 fn typed<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     obj.cast::<PyArrayDyn<f32>>().cloned().map_err(|_| {
-        PyTypeError::new_err(format!("{op}: `{name}` must be a float32 numpy array, got {}", describe(obj)))
+        py_err(op, OpError::Type(format!("`{name}` must be a float32 numpy array, got {}", describe(obj))))
     })
 }
 
 fn not_contiguous(op: &str, name: &str, shape: &[usize]) -> PyErr {
-    PyValueError::new_err(format!("{op}: `{name}` (shape {shape:?}) must be C-contiguous; use numpy.ascontiguousarray"))
+    py_err(op, OpError::Shape(format!("`{name}` (shape {shape:?}) must be C-contiguous; use numpy.ascontiguousarray")))
 }
 
-/// Borrow a float32, C-contiguous array for reading.
+/// `arr`, or an aligned copy when its data is not aligned for its element type (a view into a byte buffer
+/// at an odd offset): only aligned data can be read as a Rust slice.
+fn aligned<'py, T: numpy::Element>(arr: Bound<'py, PyArrayDyn<T>>) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    if arr.is_aligned() || arr.len() == 0 {
+        return Ok(arr);
+    }
+    Ok(arr.call_method0("copy")?.cast_into::<PyArrayDyn<T>>()?)
+}
+
+/// Borrow a float32, C-contiguous array for reading. A C-contiguous array whose data is not 4-byte
+/// aligned (a view into a byte buffer at an odd offset) cannot be read as `&[f32]`: it is copied.
 fn input<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
-    let arr = typed(op, name, obj)?;
-    let ro = arr.try_readonly().map_err(|e| PyValueError::new_err(format!("{op}: `{name}` is in use: {e}")))?;
+    let arr = aligned(typed(op, name, obj)?)?;
+    let ro = arr.try_readonly().map_err(|e| py_err(op, OpError::Shape(format!("`{name}` is in use: {e}"))))?;
     if !ro.is_c_contiguous() {
         return Err(not_contiguous(op, name, ro.shape()));
     }
     Ok(ro)
 }
 
-/// Borrow a float32, C-contiguous, writeable array for an in-place update.
+/// Borrow a float32, C-contiguous, aligned, writeable array for an in-place update (never copied: the
+/// update would be lost).
 fn in_out<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArrayDyn<'py, f32>> {
     let arr = typed(op, name, obj)?;
+    if !arr.is_aligned() && arr.len() > 0 {
+        return Err(py_err(op, OpError::Type(format!(
+            "`{name}` (shape {:?}) is updated in place, so its data must be 4-byte aligned float32", arr.shape()))));
+    }
     let rw = arr.try_readwrite().map_err(|e| {
-        PyValueError::new_err(format!("{op}: `{name}` must be a writeable array not borrowed elsewhere: {e}"))
+        py_err(op, OpError::Shape(format!("`{name}` must be a writeable array not borrowed elsewhere: {e}")))
     })?;
     if !rw.is_c_contiguous() {
         return Err(not_contiguous(op, name, rw.shape()));
@@ -69,29 +102,70 @@ fn in_out<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<PyRead
     Ok(rw)
 }
 
+fn unusable(op: &str, shape: &[usize]) -> PyErr {
+    py_err(op, OpError::Internal(format!("an array of shape {shape:?} passed the checks but cannot be read as a slice")))
+}
+
+/// The data of an array `input` returned: aligned (copied if it was not) and C-contiguous, so `as_slice`
+/// cannot fail; if it ever did, the empty slice makes the kernel's length checks (or a caught panic) report it.
 fn slice<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>) -> &'a [f32] {
-    a.as_slice().expect("checked contiguous in `input`")
+    a.as_slice().unwrap_or(&[])
+}
+
+fn slice_mut<'a>(op: &str, a: &'a mut PyReadwriteArrayDyn<'_, f32>) -> PyResult<&'a mut [f32]> {
+    let shape = a.shape().to_vec();
+    a.as_slice_mut().map_err(|_| unusable(op, &shape))
+}
+
+/// A Python int argument as `T`: negative or too large is a ValueError (not OverflowError), a
+/// non-integer a TypeError.
+fn int_arg<'a, 'py, T>(op: &str, name: &str, what: &str, obj: &'a Bound<'py, PyAny>) -> PyResult<T>
+where T: FromPyObject<'a, 'py>, T::Error: Into<PyErr> {
+    obj.extract::<T>().map_err(|e| {
+        let e: PyErr = e.into();
+        let repr = obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+        if e.is_instance_of::<PyOverflowError>(obj.py()) {
+            py_err(op, OpError::Shape(format!("`{name}` must hold non-negative ints below 2**64, got {repr}")))
+        } else {
+            py_err(op, OpError::Type(format!("`{name}` must be {what}, got {repr}")))
+        }
+    })
+}
+
+/// A (height, width)-style pair of sizes.
+fn pair(op: &str, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+    int_arg::<(usize, usize)>(op, name, "a pair of ints", obj)
+}
+
+fn opt_pair(op: &str, name: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(usize, usize)>> {
+    obj.filter(|o| !o.is_none()).map(|o| pair(op, name, o)).transpose()
 }
 
 fn check_shape(op: &str, name: &str, actual: &[usize], expected: &[usize]) -> PyResult<()> {
     if actual != expected {
-        return Err(PyValueError::new_err(format!("{op}: `{name}` has shape {actual:?}, expected {expected:?}")));
+        return Err(py_err(op, OpError::Shape(format!("`{name}` has shape {actual:?}, expected {expected:?}"))));
     }
     Ok(())
 }
 
-fn shape_error(op: &str) -> impl Fn(error::OpError) -> PyErr + '_ {
-    move |e| PyValueError::new_err(format!("{op}: {e}"))
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload.downcast_ref::<&str>().copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
 }
 
-/// Run a kernel with the GIL released; a panic becomes a RuntimeError instead of crossing into Python.
+/// Run a kernel with the GIL released on the thread pool this process may use (a fresh one in a forked
+/// child, see pool.rs); a panic becomes a RuntimeError instead of crossing into Python.
 fn run<T: Send>(py: Python<'_>, op: &str, kernel: impl FnOnce() -> OpResult<T> + Send) -> PyResult<T> {
-    py.detach(|| catch_unwind(AssertUnwindSafe(kernel)))
-        .map_err(|_| PyRuntimeError::new_err(format!("{op}: internal error in the Rust kernel (a bug in rconv)")))?
+    py.detach(|| catch_unwind(AssertUnwindSafe(|| pool::install(kernel))))
+        .map_err(|p| py_err(op, OpError::Internal(format!(
+            "internal error in the Rust kernel (a bug in rconv): {}", panic_message(p.as_ref())))))?
+        .and_then(|r| r)
         .map_err(shape_error(op))
 }
 
-fn output<'py>(py: Python<'py>, data: Vec<f32>, shape: &[usize]) -> PyResult<Array<'py>> {
+fn output<'py, T: numpy::Element>(py: Python<'py>, data: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     ArrayD::from_shape_vec(IxDyn(shape), data)
         .map(|a| a.into_pyarray(py))
         .map_err(|e| PyRuntimeError::new_err(format!("internal error: output shape {shape:?}: {e}")))
@@ -118,9 +192,10 @@ fn relu_output<'py>(op: &str, y: Option<&Bound<'py, PyAny>>, dy_shape: &[usize])
 #[pyfunction]
 #[pyo3(signature = (x, kernel, bias, strides, padding, activation=None))]
 fn conv2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, bias: Option<&Bound<'py, PyAny>>,
-               strides: (usize, usize), padding: &str, activation: Option<&str>) -> PyResult<Array<'py>> {
+               strides: &Bound<'py, PyAny>, padding: &str, activation: Option<&str>) -> PyResult<Array<'py>> {
     let op = "conv2d";
     let relu = fused_relu(op, activation)?;
+    let strides = pair(op, "strides", strides)?;
     let (x, k) = (input(op, "x", x)?, input(op, "kernel", kernel)?);
     let conv = Conv2d::new(x.shape(), k.shape(), strides, Padding::parse(padding).map_err(shape_error(op))?)
         .map_err(shape_error(op))?;
@@ -129,7 +204,7 @@ fn conv2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny
         check_shape(op, "bias", b.shape(), &[conv.cout])?;
     }
     let (xs, ks, bs) = (slice(&x), slice(&k), bias.as_ref().map(slice));
-    let y = run(py, op, || Ok(conv.forward(xs, ks, bs, relu)))?;
+    let y = run(py, op, || conv.forward(xs, ks, bs, relu))?;
     output(py, y, &conv.output_shape())
 }
 
@@ -137,24 +212,27 @@ fn conv2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny
 #[pyo3(signature = (x, kernel, grad_y, strides, padding, need_grad_x=true, relu_output=None))]
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn conv2d_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
-                        strides: (usize, usize), padding: &str, need_grad_x: bool, relu_output: Option<&Bound<'py, PyAny>>)
+                        strides: &Bound<'py, PyAny>, padding: &str, need_grad_x: bool, relu_output: Option<&Bound<'py, PyAny>>)
                         -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
     let op = "conv2d_backward";
+    let strides = pair(op, "strides", strides)?;
     let (x, k, dy) = (input(op, "x", x)?, input(op, "kernel", kernel)?, input(op, "grad_y", grad_y)?);
     let conv = Conv2d::new(x.shape(), k.shape(), strides, Padding::parse(padding).map_err(shape_error(op))?)
         .map_err(shape_error(op))?;
     check_shape(op, "grad_y", dy.shape(), &conv.output_shape())?;
     let y = self::relu_output(op, relu_output, dy.shape())?;
     let (xs, ks, dys, ys) = (slice(&x), slice(&k), slice(&dy), y.as_ref().map(slice));
-    let (dx, dk, db) = run(py, op, || Ok(conv.backward(xs, ks, dys, need_grad_x, ys)))?;
+    let (dx, dk, db) = run(py, op, || conv.backward(xs, ks, dys, need_grad_x, ys))?;
     let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
     Ok((dx, output(py, dk, k.shape())?, output(py, db, &[conv.cout])?))
 }
 
 /// The fused conv + ReLU + max-pool geometry: the pooling applies to the convolution's output.
 #[allow(clippy::too_many_arguments)]
-fn conv_pool_geometry(op: &str, x: &[usize], kernel: &[usize], strides: (usize, usize), padding: &str,
-                      pool_size: (usize, usize), pool_strides: (usize, usize), pool_padding: &str) -> PyResult<ConvReluMaxPool> {
+fn conv_pool_geometry(op: &str, x: &[usize], kernel: &[usize], strides: &Bound<'_, PyAny>, padding: &str,
+                      pool_size: &Bound<'_, PyAny>, pool_strides: &Bound<'_, PyAny>, pool_padding: &str) -> PyResult<ConvReluMaxPool> {
+    let strides = pair(op, "strides", strides)?;
+    let (pool_size, pool_strides) = (pair(op, "pool_size", pool_size)?, pair(op, "pool_strides", pool_strides)?);
     let padding = Padding::parse(padding).map_err(shape_error(op))?;
     let conv = Conv2d::new(x, kernel, strides, padding).map_err(shape_error(op))?;
     let pool_padding = Padding::parse(pool_padding).map_err(shape_error(op))?;
@@ -165,8 +243,8 @@ fn conv_pool_geometry(op: &str, x: &[usize], kernel: &[usize], strides: (usize, 
 #[pyo3(signature = (x, kernel, bias, strides, padding, pool_size, pool_strides, pool_padding, winners=false))]
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn conv2d_relu_max_pool<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, bias: Option<&Bound<'py, PyAny>>,
-                             strides: (usize, usize), padding: &str, pool_size: (usize, usize), pool_strides: (usize, usize),
-                             pool_padding: &str, winners: bool) -> PyResult<(Array<'py>, Option<Bound<'py, PyArrayDyn<u32>>>)> {
+                             strides: &Bound<'py, PyAny>, padding: &str, pool_size: &Bound<'py, PyAny>,
+                             pool_strides: &Bound<'py, PyAny>, pool_padding: &str, winners: bool) -> PyResult<(Array<'py>, Option<Bound<'py, PyArrayDyn<u32>>>)> {
     let op = "conv2d_relu_max_pool";
     let (x, k) = (input(op, "x", x)?, input(op, "kernel", kernel)?);
     let fused = conv_pool_geometry(op, x.shape(), k.shape(), strides, padding, pool_size, pool_strides, pool_padding)?;
@@ -175,11 +253,9 @@ fn conv2d_relu_max_pool<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bo
         check_shape(op, "bias", b.shape(), &[fused.conv.cout])?;
     }
     let (xs, ks, bs) = (slice(&x), slice(&k), bias.as_ref().map(slice));
-    let (y, at) = run(py, op, || Ok(fused.forward(xs, ks, bs, winners)))?;
+    let (y, at) = run(py, op, || fused.forward(xs, ks, bs, winners))?;
     let shape = fused.output_shape();
-    let at = at.map(|a| ArrayD::from_shape_vec(IxDyn(&shape), a).map(|a| a.into_pyarray(py)))
-        .transpose()
-        .map_err(|e| PyRuntimeError::new_err(format!("internal error: output shape {shape:?}: {e}")))?;
+    let at = at.map(|a| output(py, a, &shape)).transpose()?;
     Ok((output(py, y, &shape)?, at))
 }
 
@@ -187,41 +263,43 @@ fn conv2d_relu_max_pool<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bo
 #[pyo3(signature = (x, kernel, grad_y, winners, strides, padding, pool_size, pool_strides, pool_padding, need_grad_x=true))]
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn conv2d_relu_max_pool_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
-                                      winners: &Bound<'py, PyAny>, strides: (usize, usize), padding: &str,
-                                      pool_size: (usize, usize), pool_strides: (usize, usize), pool_padding: &str,
+                                      winners: &Bound<'py, PyAny>, strides: &Bound<'py, PyAny>, padding: &str,
+                                      pool_size: &Bound<'py, PyAny>, pool_strides: &Bound<'py, PyAny>, pool_padding: &str,
                                       need_grad_x: bool) -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
     let op = "conv2d_relu_max_pool_backward";
     let (x, k, dy) = (input(op, "x", x)?, input(op, "kernel", kernel)?, input(op, "grad_y", grad_y)?);
     let fused = conv_pool_geometry(op, x.shape(), k.shape(), strides, padding, pool_size, pool_strides, pool_padding)?;
     check_shape(op, "grad_y", dy.shape(), &fused.output_shape())?;
-    let at = winners.cast::<PyArrayDyn<u32>>().map_err(|_| {
-        PyTypeError::new_err(format!("{op}: `winners` must be the uint32 array the forward returned, got {}", describe(winners)))
-    })?;
-    let at = at.try_readonly().map_err(|e| PyValueError::new_err(format!("{op}: `winners` is in use: {e}")))?;
+    let at = winners.cast::<PyArrayDyn<u32>>().cloned().map_err(|_| py_err(op, OpError::Type(format!(
+        "`winners` must be the uint32 array the forward returned, got {}", describe(winners)))))?;
+    let at = aligned(at)?;
+    let at = at.try_readonly().map_err(|e| py_err(op, OpError::Shape(format!("`winners` is in use: {e}"))))?;
     check_shape(op, "winners", at.shape(), &fused.output_shape())?;
     if !at.is_c_contiguous() {
         return Err(not_contiguous(op, "winners", at.shape()));
     }
-    let ats = at.as_slice().map_err(|_| not_contiguous(op, "winners", at.shape()))?;
+    let ats = at.as_slice().map_err(|_| unusable(op, at.shape()))?;
     let (xs, ks, dys) = (slice(&x), slice(&k), slice(&dy));
     let (dx, dk, db) = run(py, op, || fused.backward(xs, ks, dys, ats, need_grad_x))?;
     let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
     Ok((dx, output(py, dk, k.shape())?, output(py, db, &[fused.conv.cout])?))
 }
 
-fn pool_geometry(op: &str, x: &[usize], kind: &str, pool: (usize, usize), strides: (usize, usize), padding: &str) -> PyResult<Pool2d> {
+fn pool_geometry(op: &str, x: &[usize], kind: &str, pool: &Bound<'_, PyAny>, strides: &Bound<'_, PyAny>, padding: &str)
+                 -> PyResult<Pool2d> {
+    let (pool, strides) = (pair(op, "pool_size", pool)?, pair(op, "strides", strides)?);
     let kind = PoolKind::parse(kind).map_err(shape_error(op))?;
     Pool2d::new(kind, x, pool, strides, Padding::parse(padding).map_err(shape_error(op))?).map_err(shape_error(op))
 }
 
 #[pyfunction]
-fn pool2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kind: &str, pool_size: (usize, usize), strides: (usize, usize),
+fn pool2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kind: &str, pool_size: &Bound<'py, PyAny>, strides: &Bound<'py, PyAny>,
                padding: &str) -> PyResult<Array<'py>> {
     let op = if kind == "avg" { "avg_pool2d" } else { "max_pool2d" };
     let x = input(op, "x", x)?;
     let pool = pool_geometry(op, x.shape(), kind, pool_size, strides, padding)?;
     let xs = slice(&x);
-    let y = run(py, op, || Ok(pool.forward(xs)))?;
+    let y = run(py, op, || pool.forward(xs))?;
     output(py, y, &pool.output_shape())
 }
 
@@ -229,7 +307,7 @@ fn pool2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kind: &str, pool_size: (u
 #[pyo3(signature = (x, grad_y, kind, pool_size, strides, padding, y=None))]
 #[allow(clippy::too_many_arguments)]
 fn pool2d_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>, kind: &str,
-                        pool_size: (usize, usize), strides: (usize, usize), padding: &str,
+                        pool_size: &Bound<'py, PyAny>, strides: &Bound<'py, PyAny>, padding: &str,
                         y: Option<&Bound<'py, PyAny>>) -> PyResult<Array<'py>> {
     let op = if kind == "avg" { "avg_pool2d_backward" } else { "max_pool2d_backward" };
     let (x, dy) = (input(op, "x", x)?, input(op, "grad_y", grad_y)?);
@@ -240,7 +318,7 @@ fn pool2d_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, grad_y: &Bound<'
         check_shape(op, "y", y.shape(), &pool.output_shape())?;
     }
     let (xs, dys, ys) = (slice(&x), slice(&dy), y.as_ref().map(slice));
-    let dx = run(py, op, || Ok(pool.backward(xs, dys, ys)))?;
+    let dx = run(py, op, || pool.backward(xs, dys, ys))?;
     output(py, dx, x.shape())
 }
 
@@ -257,7 +335,7 @@ fn dense<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>
         check_shape(op, "bias", b.shape(), &[layer.units])?;
     }
     let (xs, ks, bs) = (slice(&x), slice(&k), bias.as_ref().map(slice));
-    let y = run(py, op, || Ok(layer.forward(xs, ks, bs, relu)))?;
+    let y = run(py, op, || layer.forward(xs, ks, bs, relu))?;
     output(py, y, &[layer.batch, layer.units])
 }
 
@@ -273,7 +351,7 @@ fn dense_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'p
     check_shape(op, "grad_y", dy.shape(), &[layer.batch, layer.units])?;
     let y = self::relu_output(op, relu_output, dy.shape())?;
     let (xs, ks, dys, ys) = (slice(&x), slice(&k), slice(&dy), y.as_ref().map(slice));
-    let (dx, dk, db) = run(py, op, || Ok(layer.backward(xs, ks, dys, need_grad_x, ys)))?;
+    let (dx, dk, db) = run(py, op, || layer.backward(xs, ks, dys, need_grad_x, ys))?;
     let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
     Ok((dx, output(py, dk, k.shape())?, output(py, db, &[layer.units])?))
 }
@@ -306,18 +384,18 @@ fn loss<'py>(py: Python<'py>, pred: &Bound<'py, PyAny>, labels: &Bound<'py, PyAn
     let kind = LossKind::parse(kind).map_err(shape_error(op))?;
     // Class ids arrive as a rank-1 int64 array; everything else as float32 shaped like the predictions.
     let ids = match labels.cast::<PyArrayDyn<i64>>() {
-        Ok(a) => Some(a.try_readonly().map_err(|e| PyValueError::new_err(format!("{op}: `labels` is in use: {e}")))?),
+        Ok(a) => Some(aligned(a.clone())?.try_readonly().map_err(|e| py_err(op, OpError::Shape(format!("`labels` is in use: {e}"))))?),
         Err(_) => None,
     };
     let dense = if ids.is_none() { Some(input(op, "labels", labels)?) } else { None };
     let target = match (&ids, &dense) {
         (Some(a), _) if a.ndim() != 1 => {
-            return Err(PyValueError::new_err(format!(
-                "{op}: integer labels must have rank 1 (one class id per sample), got {}", describe(labels))));
+            return Err(py_err(op, OpError::Shape(format!(
+                "integer labels must have rank 1 (one class id per sample), got {}", describe(labels)))));
         }
         (Some(a), _) => Labels::Ids(a.as_slice().map_err(|_| not_contiguous(op, "labels", a.shape()))?),
         (None, Some(d)) => Labels::Dense(slice(d), d.shape()),
-        (None, None) => unreachable!("labels are either ids or dense"),
+        (None, None) => return Err(py_err(op, OpError::Internal("labels are neither class ids nor an array".into()))),
     };
     let (ps, shape) = (slice(&p), p.shape());
     let (value, grad) = run(py, op, || ops::loss::loss(kind, ps, shape, target))?;
@@ -336,8 +414,8 @@ fn sgd_update(py: Python<'_>, param: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>,
     if let Some(m) = &m {
         check_shape(op, "momentum_buf", m.shape(), p.shape())?;
     }
-    let (ps, gs) = (p.as_slice_mut().expect("contiguous"), slice(&g));
-    let ms = m.as_mut().map(|m| m.as_slice_mut().expect("contiguous"));
+    let (ps, gs) = (slice_mut(op, &mut p)?, slice(&g));
+    let ms = m.as_mut().map(|m| slice_mut(op, m)).transpose()?;
     run(py, op, || ops::optim::sgd(ps, gs, ms, learning_rate, momentum, nesterov))
 }
 
@@ -348,30 +426,32 @@ fn rmsprop_update(py: Python<'_>, param: &Bound<'_, PyAny>, grad: &Bound<'_, PyA
     let (mut p, g, mut v) = (in_out(op, "param", param)?, input(op, "grad", grad)?, in_out(op, "velocity", velocity)?);
     check_shape(op, "grad", g.shape(), p.shape())?;
     check_shape(op, "velocity", v.shape(), p.shape())?;
-    let (ps, gs, vs) = (p.as_slice_mut().expect("contiguous"), slice(&g), v.as_slice_mut().expect("contiguous"));
+    let (ps, gs, vs) = (slice_mut(op, &mut p)?, slice(&g), slice_mut(op, &mut v)?);
     run(py, op, || ops::optim::rmsprop(ps, gs, vs, learning_rate, rho, epsilon))
 }
 
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn adam_update(py: Python<'_>, param: &Bound<'_, PyAny>, grad: &Bound<'_, PyAny>, m: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>,
-               learning_rate: f32, beta_1: f32, beta_2: f32, epsilon: f32, step: u64) -> PyResult<()> {
+               learning_rate: f32, beta_1: f32, beta_2: f32, epsilon: f32, step: &Bound<'_, PyAny>) -> PyResult<()> {
     let op = "adam_update";
+    let step = int_arg::<u64>(op, "step", "an int", step)?;
     let (mut p, g) = (in_out(op, "param", param)?, input(op, "grad", grad)?);
     let (mut m, mut v) = (in_out(op, "m", m)?, in_out(op, "v", v)?);
     for (name, shape) in [("grad", g.shape()), ("m", m.shape()), ("v", v.shape())] {
         check_shape(op, name, shape, p.shape())?;
     }
-    let (ps, gs) = (p.as_slice_mut().expect("contiguous"), slice(&g));
-    let (ms, vs) = (m.as_slice_mut().expect("contiguous"), v.as_slice_mut().expect("contiguous"));
+    let (ps, gs) = (slice_mut(op, &mut p)?, slice(&g));
+    let (ms, vs) = (slice_mut(op, &mut m)?, slice_mut(op, &mut v)?);
     run(py, op, || ops::optim::adam(ps, gs, ms, vs, learning_rate, beta_1, beta_2, epsilon, step))
 }
 
 #[pyfunction]
 #[pyo3(signature = (images, transforms, interpolation, fill_mode, fill_value, output_shape=None))]
 fn affine_transform<'py>(py: Python<'py>, images: &Bound<'py, PyAny>, transforms: &Bound<'py, PyAny>, interpolation: &str,
-                         fill_mode: &str, fill_value: f32, output_shape: Option<(usize, usize)>) -> PyResult<Array<'py>> {
+                         fill_mode: &str, fill_value: f32, output_shape: Option<&Bound<'py, PyAny>>) -> PyResult<Array<'py>> {
     let op = "affine_transform";
+    let output_shape = opt_pair(op, "output_shape", output_shape)?;
     let (x, t) = (input(op, "images", images)?, input(op, "transforms", transforms)?);
     let interpolation = Interpolation::parse(interpolation).map_err(shape_error(op))?;
     let fill_mode = FillMode::parse(fill_mode).map_err(shape_error(op))?;
@@ -386,9 +466,10 @@ fn affine_transform<'py>(py: Python<'py>, images: &Bound<'py, PyAny>, transforms
 #[pyfunction]
 #[pyo3(signature = (grad_y, transforms, interpolation, fill_mode, image_shape=None))]
 fn affine_transform_backward<'py>(py: Python<'py>, grad_y: &Bound<'py, PyAny>, transforms: &Bound<'py, PyAny>,
-                                  interpolation: &str, fill_mode: &str, image_shape: Option<(usize, usize)>)
+                                  interpolation: &str, fill_mode: &str, image_shape: Option<&Bound<'py, PyAny>>)
                                   -> PyResult<Array<'py>> {
     let op = "affine_transform_backward";
+    let image_shape = opt_pair(op, "image_shape", image_shape)?;
     let (g, t) = (input(op, "grad_y", grad_y)?, input(op, "transforms", transforms)?);
     let interpolation = Interpolation::parse(interpolation).map_err(shape_error(op))?;
     let fill_mode = FillMode::parse(fill_mode).map_err(shape_error(op))?;
@@ -402,15 +483,12 @@ fn affine_transform_backward<'py>(py: Python<'py>, grad_y: &Bound<'py, PyAny>, t
 /// Threads the kernels run on (RCONV_NUM_THREADS, default: all cores).
 #[pyfunction]
 fn num_threads() -> usize {
-    rayon::current_num_threads()
+    pool::current_num_threads()
 }
 
 #[pymodule]
 fn _rconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    if let Some(n) = std::env::var("RCONV_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0) {
-        // Fails only if a pool already exists, in which case that pool is kept.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
-    }
+    pool::init();
     m.add_function(wrap_pyfunction!(conv2d, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_relu_max_pool, m)?)?;

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 
+use crate::alloc::{copied, zeros};
 use crate::error::{shape_err, OpResult};
 
 /// Elements per parallel work item: big enough that rayon's overhead disappears.
@@ -28,18 +29,18 @@ impl Activation {
     /// `shape` matters only to softmax, which normalises over the last axis.
     pub fn forward(self, x: &[f32], shape: &[usize]) -> OpResult<Vec<f32>> {
         // Generic helpers (not `fn` pointers) so the element function is inlined and vectorised.
-        fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-            let mut y = vec![0.0f32; x.len()];
+        fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> OpResult<Vec<f32>> {
+            let mut y = zeros(&[x.len()], "the output")?;
             y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, i)| {
                 o.iter_mut().zip(i).for_each(|(o, &i)| *o = f(i));
             });
-            y
+            Ok(y)
         }
         match self {
-            Activation::Relu => Ok(map(x, relu)),
-            Activation::Sigmoid => Ok(map(x, sigmoid)),
+            Activation::Relu => map(x, relu),
+            Activation::Sigmoid => map(x, sigmoid),
             Activation::Softmax => {
-                let mut y = x.to_vec();
+                let mut y = copied(x, "the output")?;
                 let classes = last_axis(shape)?;
                 y.par_chunks_mut(rows_per_chunk(classes) * classes)
                     .for_each(|c| c.chunks_exact_mut(classes).for_each(softmax_row));
@@ -51,18 +52,18 @@ impl Activation {
     /// Gradient with respect to the input. `saved` is the input for ReLU and the output for sigmoid
     /// and softmax, the values each derivative is cheapest to write in.
     pub fn backward(self, saved: &[f32], dy: &[f32], shape: &[usize]) -> OpResult<Vec<f32>> {
-        fn pairs(saved: &[f32], dy: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-            let mut dx = vec![0.0f32; dy.len()];
+        fn pairs(saved: &[f32], dy: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> OpResult<Vec<f32>> {
+            let mut dx = zeros(&[dy.len()], "the input gradient")?;
             dx.par_chunks_mut(CHUNK).zip(saved.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((d, s), g)| {
                 d.iter_mut().zip(s).zip(g).for_each(|((d, &v), &g)| *d = f(v, g));
             });
-            dx
+            Ok(dx)
         }
         match self {
-            Activation::Relu => Ok(pairs(saved, dy, relu_grad)),
-            Activation::Sigmoid => Ok(pairs(saved, dy, |y, g| g * y * (1.0 - y))),
+            Activation::Relu => pairs(saved, dy, relu_grad),
+            Activation::Sigmoid => pairs(saved, dy, |y, g| g * y * (1.0 - y)),
             Activation::Softmax => {
-                let mut dx = dy.to_vec();
+                let mut dx = copied(dy, "the input gradient")?;
                 let classes = last_axis(shape)?;
                 let chunk = rows_per_chunk(classes) * classes;
                 dx.par_chunks_mut(chunk).zip(saved.par_chunks(chunk)).for_each(|(d, s)| {
@@ -89,20 +90,20 @@ pub fn relu_in_place(v: &mut [f32]) {
 }
 
 /// `dy` masked by a fused ReLU's output where there is one (the backward of conv/dense + ReLU).
-pub fn mask_by_relu<'a>(dy: &'a [f32], relu_output: Option<&[f32]>) -> std::borrow::Cow<'a, [f32]> {
-    match relu_output {
-        Some(y) => std::borrow::Cow::Owned(relu_mask(y, dy)),
+pub fn mask_by_relu<'a>(dy: &'a [f32], relu_output: Option<&[f32]>) -> OpResult<std::borrow::Cow<'a, [f32]>> {
+    Ok(match relu_output {
+        Some(y) => std::borrow::Cow::Owned(relu_mask(y, dy)?),
         None => std::borrow::Cow::Borrowed(dy),
-    }
+    })
 }
 
 /// `dy` masked by a ReLU's output, in parallel.
-fn relu_mask(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; dy.len()];
+fn relu_mask(y: &[f32], dy: &[f32]) -> OpResult<Vec<f32>> {
+    let mut out = zeros(&[dy.len()], "the masked output gradient")?;
     out.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((o, y), g)| {
         o.iter_mut().zip(y).zip(g).for_each(|((o, &y), &g)| *o = relu_grad(y, g));
     });
-    out
+    Ok(out)
 }
 
 fn last_axis(shape: &[usize]) -> OpResult<usize> {

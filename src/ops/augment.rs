@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use crate::alloc::zeros;
 use crate::error::{shape_err, OpResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +149,7 @@ impl Resample {
         check_len(transforms.len(), self.batch * 8, "transforms")?;
         let (c, ow) = (self.channels, self.out_width);
         let row_len = ow * c;
-        let mut out = vec![0.0f32; self.batch * self.out_height * row_len];
+        let mut out = zeros(&self.output_shape(), "the output")?;
         if row_len == 0 || self.out_height == 0 {
             return Ok(out);
         }
@@ -175,7 +176,7 @@ impl Resample {
         check_len(transforms.len(), self.batch * 8, "transforms")?;
         let c = self.channels;
         let (image_len, out_len) = (self.height * self.width * c, self.out_height * self.out_width * c);
-        let mut grad_x = vec![0.0f32; self.batch * image_len];
+        let mut grad_x = zeros(&self.input_shape(), "the input gradient")?;
         if image_len == 0 || out_len == 0 {
             return Ok(grad_x);
         }

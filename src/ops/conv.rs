@@ -13,7 +13,8 @@ use super::avx512;
 use super::gemm::{affine, column_sums, portable, sgemm, transpose};
 use super::geometry::{Axis, Padding};
 use super::LinearGrads;
-use crate::error::{shape_err, OpResult};
+use crate::alloc::{zeros, FirstError};
+use crate::error::{shape_err, OpError, OpResult};
 
 /// Output pixels per parallel work item (an im2col block of 128 × kh·kw·cin stays in L2).
 const BLOCK_PIXELS: usize = 128;
@@ -85,7 +86,16 @@ impl Conv2d {
         ) else {
             shape_err!("kernel {kernel:?} is larger than the input {x:?} with 'valid' padding (or has a zero size)");
         };
-        Ok(Conv2d { batch: x[0], cin: x[3], cout: kernel[3], rows, cols })
+        let conv = Conv2d { batch: x[0], cin: x[3], cout: kernel[3], rows, cols };
+        // Every size the kernels compute from the shape must fit a usize (they multiply unchecked).
+        let [n, oh, ow, co] = conv.output_shape();
+        let products = [[n, oh, ow, co], [n, conv.pixels_per_image(), conv.taps(), 1],
+                        [BLOCK_PIXELS.max(REDUCE_PIXELS), conv.taps(), conv.cout, 2]];
+        if products.iter().any(|dims| dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none()) {
+            return Err(OpError::Memory(format!(
+                "a convolution of input {x:?} with kernel {kernel:?} and strides {strides:?} is too large to compute")));
+        }
+        Ok(conv)
     }
 
     pub fn output_shape(&self) -> [usize; 4] {
@@ -112,17 +122,17 @@ impl Conv2d {
 
     /// The left operand for `forward_pixels` and `accumulate_kernel_grad`: few-tap layers whose channels
     /// fill whole vectors gather taps straight from the (padded) input on AVX-512 CPUs, the rest use im2col.
-    pub(crate) fn operand<'a>(&self, x: &'a [f32]) -> Operand<'a> {
+    pub(crate) fn operand<'a>(&self, x: &'a [f32]) -> OpResult<Operand<'a>> {
         let gathers = self.taps() <= GATHER_MAX_TAPS && self.cout.is_multiple_of(16) && !self.is_pointwise()
             && !portable() && avx512::available();
-        let gather = gathers.then(|| {
+        let gather = gathers.then(|| -> OpResult<Gather<'a>> {
             let span = |a: &Axis| (a.output.saturating_sub(1) * a.stride + a.window).max(a.input + a.pad_before);
             let (height, width) = (span(&self.rows), span(&self.cols));
             let padded = if (height, width) == (self.rows.input, self.cols.input) {
                 std::borrow::Cow::Borrowed(x)
             } else {
                 let (cin, w) = (self.cin, self.cols.input);
-                let mut p = vec![0.0f32; self.batch * height * width * cin];
+                let mut p = zeros(&[self.batch, height, width, cin], "the padded input")?;
                 for (src, dst) in x.chunks_exact(self.image_len().max(1)).zip(p.chunks_exact_mut((height * width * cin).max(1))) {
                     for (r, line) in src.chunks_exact((w * cin).max(1)).enumerate() {
                         let at = ((r + self.rows.pad_before) * width + self.cols.pad_before) * cin;
@@ -137,14 +147,15 @@ impl Conv2d {
                     offsets.extend((0..self.cin).map(|c| (ky * width + kx) * self.cin + c));
                 }
             }
-            Gather { padded, height, width, offsets }
-        });
-        Operand { x, gather }
+            Ok(Gather { padded, height, width, offsets })
+        }).transpose()?;
+        Ok(Operand { x, gather })
     }
 
-    pub(crate) fn scratch(&self) -> Scratch {
+    pub(crate) fn scratch(&self) -> OpResult<Scratch> {
         let rows = BLOCK_PIXELS.max(REDUCE_PIXELS);
-        Scratch { col: vec![0.0f32; if self.is_pointwise() { 0 } else { rows * self.taps() }], bases: Vec::with_capacity(rows) }
+        let taps = if self.is_pointwise() { 0 } else { self.taps() };
+        Ok(Scratch { col: zeros(&[rows, taps], "the im2col scratch")?, bases: Vec::with_capacity(rows) })
     }
 
     /// Offsets in the padded input of the first tap of output pixels `first..first + count`.
@@ -233,17 +244,22 @@ impl Conv2d {
 
     /// y = conv(x, kernel) + bias, shape `output_shape()`, with ReLU applied in the same pass when
     /// `relu` is set (the block is still in cache, so the activation costs no extra memory sweep).
-    pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (taps, cout) = (self.taps(), self.cout);
-        let mut y = vec![0.0f32; self.batch * self.pixels_per_image() * cout];
+        let mut y = zeros(&self.output_shape(), "the output")?;
         // Small convolutions (batch-1 inference) run on the calling thread: waking the pool costs more.
         let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * BLOCK_PIXELS * taps * cout);
-        let lhs = self.operand(x);
+        let lhs = self.operand(x)?;
+        let failed = FirstError::default();
         y.par_chunks_mut(BLOCK_PIXELS * cout).with_min_len(min_blocks).enumerate().for_each_init(
             || self.scratch(),
-            |scratch, (block, out)| self.forward_pixels(&lhs, kernel, bias, relu, block * BLOCK_PIXELS, out, scratch),
+            |scratch, (block, out)| match scratch {
+                Ok(scratch) => self.forward_pixels(&lhs, kernel, bias, relu, block * BLOCK_PIXELS, out, scratch),
+                Err(e) => failed.record(e),
+            },
         );
-        y
+        failed.into_result()?;
+        Ok(y)
     }
 
     /// Output pixels `first..first + out.len()/cout` (global pixel numbers over the batch) into `out`,
@@ -275,9 +291,9 @@ impl Conv2d {
     /// Gradients (grad_x if asked, grad_kernel, grad_bias) from the output gradient `dy`. With
     /// `relu_output` (the forward's ReLU output), `dy` is first masked where that output is zero.
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool, relu_output: Option<&[f32]>)
-                    -> LinearGrads {
-        let dy = &*mask_by_relu(dy, relu_output);
-        let lhs = self.operand(x);
+                    -> OpResult<LinearGrads> {
+        let dy = &*mask_by_relu(dy, relu_output)?;
+        let lhs = self.operand(x)?;
         if self.batch * self.pixels_per_image() * self.taps() <= WHOLE_COL_VALUES && !self.is_pointwise() && lhs.gather.is_none() {
             self.backward_whole(x, kernel, dy, need_dx)
         } else {
@@ -286,7 +302,7 @@ impl Conv2d {
     }
 
     /// The backward pass in cache-sized pixel blocks, for convolutions with many output pixels.
-    fn backward_blocked(&self, lhs: &Operand, kernel: &[f32], dy: &[f32], need_dx: bool) -> LinearGrads {
+    fn backward_blocked(&self, lhs: &Operand, kernel: &[f32], dy: &[f32], need_dx: bool) -> OpResult<LinearGrads> {
         let (taps, cout) = (self.taps(), self.cout);
         let pixels = self.batch * self.pixels_per_image();
         // grad_kernel (taps × cout) = colᵀ · dy, a reduction over every output pixel. The pixels are cut
@@ -296,23 +312,29 @@ impl Conv2d {
         // identical run to run.
         let chunks = partial_count(pixels);
         let per_chunk = pixels.div_ceil(chunks);
-        let mut partials = vec![0.0f32; chunks * taps * cout];
+        let mut partials = zeros(&[chunks, taps, cout], "the kernel-gradient partial sums")?;
+        let failed = FirstError::default();
         partials.par_chunks_mut(taps * cout).enumerate().for_each_init(
             || self.scratch(),
             |scratch, (i, part)| {
                 let (first, end) = (i * per_chunk, ((i + 1) * per_chunk).min(pixels));
-                if first < end {
-                    self.accumulate_kernel_grad(lhs, &dy[first * cout..end * cout], first, scratch, part);
+                match scratch {
+                    Ok(scratch) if first < end =>
+                        self.accumulate_kernel_grad(lhs, &dy[first * cout..end * cout], first, scratch, part),
+                    Ok(_) => {}
+                    Err(e) => failed.record(e),
                 }
             },
         );
-        let grad_kernel = sum_partials(&partials, taps * cout);
-        let grad_bias = column_sums(dy, cout);
+        failed.into_result()?;
+        let grad_kernel = sum_partials(&partials, taps * cout)?;
+        let grad_bias = column_sums(dy, cout)?;
 
-        let grad_x = need_dx.then(|| {
-            let kernel_t = transpose(kernel, taps, cout); // dy · Wᵀ with a row-major right operand
+        let grad_x = need_dx.then(|| -> OpResult<Vec<f32>> {
+            let kernel_t = transpose(kernel, taps, cout)?; // dy · Wᵀ with a row-major right operand
             let ppi = self.pixels_per_image();
-            let mut dx = vec![0.0f32; self.batch * self.image_len()];
+            let mut dx = zeros(&[self.batch, self.image_len()], "the input gradient")?;
+            let failed = FirstError::default();
             if self.is_pointwise() {
                 // dx = dy · Wᵀ directly, no scatter needed.
                 dx.par_chunks_mut(BLOCK_PIXELS * taps).enumerate().for_each(|(block, d)| {
@@ -323,43 +345,47 @@ impl Conv2d {
                 // One image per work item: scatters into the same image never race.
                 dx.par_chunks_mut(self.image_len()).enumerate().for_each_init(
                     || self.scratch(),
-                    |scratch, (n, dxn)| self.image_input_grad(&dy[n * ppi * cout..][..ppi * cout], &kernel_t, scratch, dxn),
+                    |scratch, (n, dxn)| match scratch {
+                        Ok(scratch) => self.image_input_grad(&dy[n * ppi * cout..][..ppi * cout], &kernel_t, scratch, dxn),
+                        Err(e) => failed.record(e),
+                    },
                 );
             }
-            dx
-        });
-        (grad_x, grad_kernel, grad_bias)
+            failed.into_result()?;
+            Ok(dx)
+        }).transpose()?;
+        Ok((grad_x, grad_kernel, grad_bias))
     }
 
     /// The backward pass of a convolution with few output pixels but many taps (a late layer, like the
     /// seed convnet's 3×3-output conv3): too few pixels to split the kernel-gradient reduction over
     /// cores, so the whole im2col matrix is built once and the GEMMs split over taps (grad_kernel rows)
     /// and over pixels (grad_x), each output element still summed in one fixed order.
-    fn backward_whole(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> LinearGrads {
+    fn backward_whole(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> OpResult<LinearGrads> {
         let (taps, cout, ppi) = (self.taps(), self.cout, self.pixels_per_image());
         let pixels = self.batch * ppi;
-        let mut col = vec![0.0f32; pixels * taps];
+        let mut col = zeros(&[pixels, taps], "the im2col matrix")?;
         col.par_chunks_mut(BLOCK_PIXELS * taps).enumerate().for_each(|(b, c)| self.im2col(x, b * BLOCK_PIXELS, c));
-        let mut grad_kernel = vec![0.0f32; taps * cout];
+        let mut grad_kernel = zeros(&[taps, cout], "the kernel gradient")?;
         grad_kernel.par_chunks_mut(TAP_ROWS * cout).enumerate().for_each(|(b, g)| {
             let rows = g.len() / cout;
             sgemm(rows, pixels, cout, &col[b * TAP_ROWS..], true, taps, dy, false, cout, g, cout, 0.0);
         });
-        let grad_bias = column_sums(dy, cout);
-        let grad_x = need_dx.then(|| {
-            let kernel_t = transpose(kernel, taps, cout);
+        let grad_bias = column_sums(dy, cout)?;
+        let grad_x = need_dx.then(|| -> OpResult<Vec<f32>> {
+            let kernel_t = transpose(kernel, taps, cout)?;
             let dcol = &mut col; // reused: dy · Wᵀ, im2col-shaped
             dcol.par_chunks_mut(BLOCK_PIXELS * taps).enumerate().for_each(|(b, d)| {
                 let m = d.len() / taps;
                 sgemm(m, cout, taps, &dy[b * BLOCK_PIXELS * cout..], false, cout, &kernel_t, false, taps, d, taps, 0.0);
             });
-            let mut dx = vec![0.0f32; self.batch * self.image_len()];
+            let mut dx = zeros(&[self.batch, self.image_len()], "the input gradient")?;
             if self.image_len() > 0 && ppi > 0 {
                 dx.par_chunks_mut(self.image_len()).zip(dcol.par_chunks(ppi * taps)).for_each(|(dxn, d)| self.col2im(d, 0, dxn));
             }
-            dx
-        });
-        (grad_x, grad_kernel, grad_bias)
+            Ok(dx)
+        }).transpose()?;
+        Ok((grad_x, grad_kernel, grad_bias))
     }
 
     /// part (taps × cout) += colᵀ · dy for the output pixels `first..` that `dy` holds, building only a
@@ -407,12 +433,12 @@ pub(crate) fn partial_count(pixels: usize) -> usize {
 }
 
 /// The sum of equal-length partials, added in order (so the result never depends on the thread count).
-pub(crate) fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
-    let mut total = partials[..len].to_vec();
-    for part in partials.chunks_exact(len).skip(1) {
+pub(crate) fn sum_partials(partials: &[f32], len: usize) -> OpResult<Vec<f32>> {
+    let mut total = crate::alloc::copied(&partials[..len], "the gradient sum")?;
+    for part in partials.chunks_exact(len.max(1)).skip(1) {
         total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
     }
-    total
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -461,7 +487,7 @@ mod tests {
             let c = Conv2d::new(&[n, h, w, ci], &[kh, kw, ci, co], s, pad).unwrap();
             let x = data(n * h * w * ci, 1);
             let k = data(kh * kw * ci * co, 7);
-            let y = c.forward(&x, &k, None, false);
+            let y = c.forward(&x, &k, None, false).unwrap();
             for (a, b) in y.iter().zip(naive(&c, &x, &k)) {
                 assert!((*a as f64 - b).abs() < 1e-4, "{a} vs {b}");
             }
@@ -475,9 +501,9 @@ mod tests {
             let c = Conv2d::new(&xs, &ks, strides, Padding::Same).unwrap();
             let x = data(xs.iter().product(), 3);
             let k = data(ks.iter().product(), 5);
-            let y = c.forward(&x, &k, None, false);
+            let y = c.forward(&x, &k, None, false).unwrap();
             let dy = data(y.len(), 11);
-            let (dx, dk, _) = c.backward(&x, &k, &dy, true, None);
+            let (dx, dk, _) = c.backward(&x, &k, &dy, true, None).unwrap();
             let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
             let lhs = dot(&dy, &y);
             assert!((lhs - dot(&dx.unwrap(), &x)).abs() < 1e-3 * lhs.abs().max(1.0));
@@ -493,8 +519,8 @@ mod tests {
             let c = Conv2d::new(&xs, &ks, strides, pad).unwrap();
             let (x, k) = (data(xs.iter().product(), 3), data(ks.iter().product(), 5));
             let dy = data(c.output_shape().iter().product(), 11);
-            let (wdx, wdk, wdb) = c.backward_whole(&x, &k, &dy, true);
-            let (bdx, bdk, bdb) = c.backward_blocked(&c.operand(&x), &k, &dy, true);
+            let (wdx, wdk, wdb) = c.backward_whole(&x, &k, &dy, true).unwrap();
+            let (bdx, bdk, bdb) = c.backward_blocked(&c.operand(&x).unwrap(), &k, &dy, true).unwrap();
             for (a, b) in [(wdx.unwrap(), bdx.unwrap()), (wdk, bdk), (wdb, bdb)] {
                 for (p, q) in a.iter().zip(&b) {
                     assert!((p - q).abs() <= 1e-4 * (1.0 + q.abs()), "{p} vs {q}");
@@ -507,12 +533,12 @@ mod tests {
     fn fused_relu_matches_separate_passes() {
         let c = Conv2d::new(&[2, 5, 5, 2], &[3, 3, 2, 3], (1, 1), Padding::Same).unwrap();
         let (x, k, b) = (data(100, 1), data(54, 2), [0.1, -0.2, 0.0]);
-        let z = c.forward(&x, &k, Some(&b), false);
-        let y = c.forward(&x, &k, Some(&b), true);
+        let z = c.forward(&x, &k, Some(&b), false).unwrap();
+        let y = c.forward(&x, &k, Some(&b), true).unwrap();
         assert_eq!(y, z.iter().map(|&v| v.max(0.0)).collect::<Vec<_>>());
         let dy = data(y.len(), 3);
         let masked: Vec<f32> = dy.iter().zip(&y).map(|(&g, &v)| if v > 0.0 { g } else { 0.0 }).collect();
-        assert_eq!(c.backward(&x, &k, &dy, true, Some(&y)), c.backward(&x, &k, &masked, true, None));
+        assert_eq!(c.backward(&x, &k, &dy, true, Some(&y)).unwrap(), c.backward(&x, &k, &masked, true, None).unwrap());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::simd::multiversion;
 use super::geometry::Padding;
 use super::pool::{max_pool_image, Pool2d, PoolKind};
 use super::LinearGrads;
+use crate::alloc::{filled, zeros, FirstError};
 use crate::error::{shape_err, OpResult};
 
 /// Marks a pooled output whose gradient goes nowhere: its window's maximum is a ReLU zero.
@@ -54,22 +55,28 @@ impl ConvReluMaxPool {
 
     /// The pooled output, and with `winners` the image offset of the cell each pooled value came from
     /// (`NO_WINNER` where the ReLU output was zero).
-    pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, winners: bool) -> (Vec<f32>, Option<Vec<u32>>) {
+    pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, winners: bool)
+                   -> OpResult<(Vec<f32>, Option<Vec<u32>>)> {
         let out_len = self.pool.out_image_len();
-        let mut y = vec![0.0f32; self.pool.batch * out_len];
-        let mut at = vec![NO_WINNER; if winners { y.len() } else { 0 }];
+        let mut y = zeros(&self.output_shape(), "the output")?;
+        let mut at = filled(&[if winners { y.len() } else { 0 }], NO_WINNER, "the winners")?;
         if out_len == 0 {
-            return (y, winners.then_some(at));
+            return Ok((y, winners.then_some(at)));
         }
-        let lhs = self.conv.operand(x);
+        let lhs = self.conv.operand(x)?;
+        let failed = FirstError::default();
         let at_chunks: Vec<Option<&mut [u32]>> = if winners {
             at.chunks_mut(out_len).map(Some).collect()
         } else {
             (0..self.pool.batch).map(|_| None).collect()
         };
         y.par_chunks_mut(out_len).zip(at_chunks).enumerate().with_min_len(self.min_images()).for_each_init(
-            || (vec![0.0f32; self.pool.image_len()], self.conv.scratch()),
-            |(z, scratch), (n, (yn, mut at_n))| {
+            || Ok((zeros(&[self.pool.image_len()], "the per-image convolution output")?, self.conv.scratch()?)),
+            |buffers, (n, (yn, mut at_n))| {
+                let (z, scratch) = match buffers {
+                    Ok((z, scratch)) => (z, scratch),
+                    Err(e) => return failed.record(e),
+                };
                 let pixels = self.conv.pixels_per_image();
                 self.conv.forward_pixels(&lhs, kernel, bias, true, n * pixels, z, scratch);
                 max_pool_image(&self.pool, z, yn, at_n.as_deref_mut());
@@ -78,7 +85,8 @@ impl ConvReluMaxPool {
                 }
             },
         );
-        (y, winners.then_some(at))
+        failed.into_result()?;
+        Ok((y, winners.then_some(at)))
     }
 
     /// (grad_x if asked, grad_kernel, grad_bias) from the pooled output's gradient `dy` and the
@@ -95,14 +103,16 @@ impl ConvReluMaxPool {
         // Like Conv2d::backward: partial sums over a number of image groups fixed by the shape, added in order.
         let per_chunk = batch.div_ceil(partial_count(batch * pixels).min(batch.max(1))).max(1);
         let chunks = batch.div_ceil(per_chunk).max(1);
-        let mut kernel_parts = vec![0.0f32; chunks * taps * cout];
-        let mut bias_parts = vec![0.0f32; chunks * cout];
+        let mut kernel_parts = zeros(&[chunks, taps, cout], "the kernel-gradient partial sums")?;
+        let mut bias_parts = zeros(&[chunks, cout], "the bias-gradient partial sums")?;
+        let mut dx = zeros(&[if need_dx { batch } else { 0 }, x_len], "the input gradient")?;
         if out_len == 0 || z_len == 0 {  // empty images: nothing flows back
-            return Ok((need_dx.then(|| vec![0.0; batch * x_len]), vec![0.0; taps * cout], vec![0.0; cout]));
+            let (dk, db) = (zeros(&[taps, cout], "the kernel gradient")?, zeros(&[cout], "the bias gradient")?);
+            return Ok((need_dx.then_some(dx), dk, db));
         }
-        let lhs = conv.operand(x);
-        let kernel_t = if need_dx { transpose(kernel, taps, cout) } else { Vec::new() };
-        let mut dx = vec![0.0f32; if need_dx { batch * x_len } else { 0 }];
+        let lhs = conv.operand(x)?;
+        let kernel_t = if need_dx { transpose(kernel, taps, cout)? } else { Vec::new() };
+        let failed = FirstError::default();
         let dx_chunks: Vec<Option<&mut [f32]>> = if need_dx && x_len > 0 {
             dx.chunks_mut(per_chunk * x_len).map(Some).collect()
         } else {
@@ -112,8 +122,12 @@ impl ConvReluMaxPool {
         // while their convolution-output gradient still fits in L2.
         let group = (GROUP_VALUES / z_len.max(1)).clamp(1, per_chunk);
         kernel_parts.par_chunks_mut(taps * cout).zip(bias_parts.par_chunks_mut(cout)).zip(dx_chunks).enumerate().for_each_init(
-            || (vec![0.0f32; group * z_len], conv.scratch()),
-            |(g, scratch), (i, ((kernel_part, bias_part), mut dx_chunk))| {
+            || Ok((zeros(&[group, z_len], "the convolution-output gradient")?, conv.scratch()?)),
+            |buffers, (i, ((kernel_part, bias_part), mut dx_chunk))| {
+                let (g, scratch) = match buffers {
+                    Ok((g, scratch)) => (g, scratch),
+                    Err(e) => return failed.record(e),
+                };
                 let images = i * per_chunk..((i + 1) * per_chunk).min(batch);
                 for first in images.clone().step_by(group) {
                     let count = group.min(images.end - first);
@@ -131,8 +145,9 @@ impl ConvReluMaxPool {
                 }
             },
         );
+        failed.into_result()?;
         let grad_x = need_dx.then_some(dx);
-        Ok((grad_x, sum_partials(&kernel_parts, taps * cout), sum_partials(&bias_parts, cout)))
+        Ok((grad_x, sum_partials(&kernel_parts, taps * cout)?, sum_partials(&bias_parts, cout)?))
     }
 }
 
@@ -196,14 +211,14 @@ mod tests {
             let conv = Conv2d::new(&[n, h, w, ci], &[k, k, ci, co], (s, s), pad).unwrap();
             let fused = ConvReluMaxPool::new(conv, (p, p), (ps, ps), ppad).unwrap();
             let (x, kern, bias) = (data(n * h * w * ci, 1), data(k * k * ci * co, 2), data(co, 3));
-            let z = conv.forward(&x, &kern, Some(&bias), true);
-            let y = fused.pool.forward(&z);
-            let (fy, at) = fused.forward(&x, &kern, Some(&bias), true);
+            let z = conv.forward(&x, &kern, Some(&bias), true).unwrap();
+            let y = fused.pool.forward(&z).unwrap();
+            let (fy, at) = fused.forward(&x, &kern, Some(&bias), true).unwrap();
             assert_eq!(fy, y);
-            assert_eq!(fused.forward(&x, &kern, Some(&bias), false).0, y);
+            assert_eq!(fused.forward(&x, &kern, Some(&bias), false).unwrap().0, y);
             let dy = data(y.len(), 4);
-            let dz = fused.pool.backward(&z, &dy, Some(&y));
-            let (dx, dk, db) = conv.backward(&x, &kern, &dz, true, Some(&z));
+            let dz = fused.pool.backward(&z, &dy, Some(&y)).unwrap();
+            let (dx, dk, db) = conv.backward(&x, &kern, &dz, true, Some(&z)).unwrap();
             let (fdx, fdk, fdb) = fused.backward(&x, &kern, &dy, &at.unwrap(), true).unwrap();
             close(&fdx.unwrap(), &dx.unwrap());
             close(&fdk, &dk);

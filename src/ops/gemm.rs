@@ -9,6 +9,8 @@
 use std::sync::OnceLock;
 
 use super::simd::multiversion;
+use crate::alloc::zeros;
+use crate::error::OpResult;
 
 /// True when `RCONV_KERNELS=portable` asks for the portable GEMM (read once per process).
 pub fn portable() -> bool {
@@ -82,19 +84,19 @@ pub fn affine(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], bias: Option<&
 
 /// The transpose of a row-major `rows × cols` matrix: backward passes multiply by Wᵀ, and the fast
 /// kernel wants its right operand row-major.
-pub fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; rows * cols];
-    for (r, row) in matrix.chunks_exact(cols).enumerate() {
+pub fn transpose(matrix: &[f32], rows: usize, cols: usize) -> OpResult<Vec<f32>> {
+    let mut out = zeros(&[rows, cols], "the transposed kernel")?;
+    for (r, row) in matrix.chunks_exact(cols.max(1)).enumerate() {
         row.iter().enumerate().for_each(|(c, &v)| out[c * rows + r] = v);
     }
-    out
+    Ok(out)
 }
 
 /// Sums of the columns of a row-major matrix with `cols` columns: the bias gradient.
-pub fn column_sums(matrix: &[f32], cols: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f32; cols];
+pub fn column_sums(matrix: &[f32], cols: usize) -> OpResult<Vec<f32>> {
+    let mut sums = zeros(&[cols], "the bias gradient")?;
     add_column_sums(matrix, &mut sums);
-    sums
+    Ok(sums)
 }
 
 multiversion! {

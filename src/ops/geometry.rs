@@ -44,10 +44,12 @@ impl Axis {
             }
             Padding::Same => {
                 let output = input.div_ceil(stride);
-                let total = ((output.max(1) - 1) * stride + window).saturating_sub(input);
+                let total = (output.max(1) - 1).checked_mul(stride)?.checked_add(window)?.saturating_sub(input);
                 (output, total / 2)
             }
         };
+        // `source` computes o · stride + t for every output o and tap t: the largest must fit a usize.
+        output.checked_mul(stride)?.checked_add(window)?;
         Some(Axis { input, window, stride, output, pad_before })
     }
 

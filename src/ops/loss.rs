@@ -2,6 +2,7 @@
 //! that mean with respect to the prediction. Sums run in f64 so the reported loss is exact enough.
 
 use super::activation::sigmoid;
+use crate::alloc::zeros;
 use crate::error::{shape_err, OpResult};
 
 /// Keras's backend epsilon, used to clip probabilities.
@@ -72,13 +73,13 @@ pub fn loss(kind: LossKind, pred: &[f32], shape: &[usize], labels: Labels) -> Op
             if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as usize >= classes) {
                 shape_err!("class id {bad} is out of range for {classes} classes (predictions {shape:?})");
             }
-            let mut t = vec![0.0f32; pred.len()];
+            let mut t = zeros(&[pred.len()], "the one-hot targets")?;
             ids.iter().enumerate().for_each(|(r, &i)| t[r * classes + i as usize] = 1.0);
             targets = t;
             &targets
         }
     };
-    let mut grad = vec![0.0f32; pred.len()];
+    let mut grad = zeros(&[pred.len()], "the gradient")?;
     let mut total = 0.0f64;
     match kind {
         LossKind::SoftmaxCrossEntropy | LossKind::CategoricalCrossEntropy => {

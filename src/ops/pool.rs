@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::geometry::{Axis, Padding};
 use super::simd::multiversion;
+use crate::alloc::zeros;
 use crate::error::{shape_err, OpResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +117,10 @@ impl Pool2d {
         rows.len() * cols.len()
     }
 
-    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let mut y = vec![0.0f32; self.batch * self.out_image_len()];
+    pub fn forward(&self, x: &[f32]) -> OpResult<Vec<f32>> {
+        let mut y = zeros(&self.output_shape(), "the output")?;
         if self.out_image_len() == 0 {
-            return y;
+            return Ok(y);
         }
         y.par_chunks_mut(self.out_image_len()).enumerate().for_each(|(n, yn)| {
             let xn = &x[n * self.image_len()..][..self.image_len()];
@@ -128,16 +129,16 @@ impl Pool2d {
                 PoolKind::Avg => avg_pool_image(self, xn, yn),
             }
         });
-        y
+        Ok(y)
     }
 
     /// Gradient of the input. For max pooling, `y` (the forward's output, if the caller kept it) saves
     /// recomputing every window's maximum.
-    pub fn backward(&self, x: &[f32], dy: &[f32], y: Option<&[f32]>) -> Vec<f32> {
+    pub fn backward(&self, x: &[f32], dy: &[f32], y: Option<&[f32]>) -> OpResult<Vec<f32>> {
         let c = self.channels;
-        let mut dx = vec![0.0f32; self.batch * self.image_len()];
+        let mut dx = zeros(&[self.batch, self.image_len()], "the input gradient")?;
         if self.image_len() == 0 || self.out_image_len() == 0 {
-            return dx;
+            return Ok(dx);
         }
         dx.par_chunks_mut(self.image_len()).enumerate().for_each_init(
             || (vec![0.0f32; c], vec![false; c]),
@@ -148,7 +149,7 @@ impl Pool2d {
                 pool_backward_image(self, xn, dyn_, yn, best, done, dxn);
             },
         );
-        dx
+        Ok(dx)
     }
 }
 
@@ -261,22 +262,22 @@ mod tests {
     fn max_pool_2x2() {
         let p = Pool2d::new(PoolKind::Max, &[1, 2, 4, 1], (2, 2), (2, 2), Padding::Valid).unwrap();
         let x = [1.0, 5.0, 2.0, 0.0, 3.0, 4.0, 7.0, 1.0];
-        assert_eq!(p.forward(&x), vec![5.0, 7.0]);
-        assert_eq!(p.backward(&x, &[1.0, 2.0], None), vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
-        assert_eq!(p.backward(&x, &[1.0, 2.0], Some(&[5.0, 7.0])), p.backward(&x, &[1.0, 2.0], None));
+        assert_eq!(p.forward(&x).unwrap(), vec![5.0, 7.0]);
+        assert_eq!(p.backward(&x, &[1.0, 2.0], None).unwrap(), vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
+        assert_eq!(p.backward(&x, &[1.0, 2.0], Some(&[5.0, 7.0])).unwrap(), p.backward(&x, &[1.0, 2.0], None).unwrap());
     }
 
     #[test]
     fn same_avg_pool_counts_only_real_cells() {
         // 3 wide, pool 2 stride 2 same: out 2, total pad 1 (after): last window has one real cell.
         let p = Pool2d::new(PoolKind::Avg, &[1, 1, 3, 1], (1, 2), (1, 2), Padding::Same).unwrap();
-        assert_eq!(p.forward(&[2.0, 4.0, 9.0]), vec![3.0, 9.0]);
-        assert_eq!(p.backward(&[2.0, 4.0, 9.0], &[1.0, 1.0], None), vec![0.5, 0.5, 1.0]);
+        assert_eq!(p.forward(&[2.0, 4.0, 9.0]).unwrap(), vec![3.0, 9.0]);
+        assert_eq!(p.backward(&[2.0, 4.0, 9.0], &[1.0, 1.0], None).unwrap(), vec![0.5, 0.5, 1.0]);
     }
 
     #[test]
     fn max_pool_propagates_nan() {
         let p = Pool2d::new(PoolKind::Max, &[1, 1, 2, 1], (1, 2), (1, 2), Padding::Valid).unwrap();
-        assert!(p.forward(&[1.0, f32::NAN])[0].is_nan());
+        assert!(p.forward(&[1.0, f32::NAN]).unwrap()[0].is_nan());
     }
 }

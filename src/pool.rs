@@ -1,0 +1,69 @@
+//! Fork safety for the kernels' thread pool.
+//!
+//! rayon's global pool lives in the process that created it: after `fork` the child inherits the pool's
+//! bookkeeping but none of its threads, so the first parallel kernel would wait forever for workers that
+//! do not exist (`multiprocessing` with the fork start method, `ImageDataGenerator` workers). As the
+//! HuggingFace tokenizers bindings do, every kernel call checks the process id: in the process that owns
+//! the global pool the kernel runs on it, in a forked child on a pool of its own, created on first use
+//! (and again in a grandchild). The child's pool has the parent's thread count (RCONV_NUM_THREADS).
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{OpError, OpResult};
+
+/// The process whose rayon global pool the kernels may use (set when the extension is imported).
+static OWNER: OnceLock<u32> = OnceLock::new();
+/// A forked child's own pool and the pid it was built in.
+static CHILD: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+
+/// RCONV_NUM_THREADS, when set to a positive integer.
+fn configured_threads() -> Option<usize> {
+    std::env::var("RCONV_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
+}
+
+/// At import: size the global pool from RCONV_NUM_THREADS and record this process as its owner.
+pub fn init() {
+    crate::alloc::register_fork_handlers();
+    if let Some(n) = configured_threads() {
+        // Fails only if a pool already exists, in which case that pool is kept.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+    OWNER.get_or_init(std::process::id);
+}
+
+/// This process's own pool when it is a fork of the pool's owner; None in the owner itself.
+fn forked_pool() -> OpResult<Option<Arc<rayon::ThreadPool>>> {
+    let pid = std::process::id();
+    if *OWNER.get_or_init(|| pid) == pid {
+        return Ok(None);
+    }
+    let mut child = CHILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, pool)) = child.as_ref().filter(|(owner, _)| *owner == pid) {
+        return Ok(Some(Arc::clone(pool)));
+    }
+    // In a child of a child the inherited pool is as dead as the global one: it is forgotten, not dropped
+    // (dropping would signal threads that do not exist here).
+    if let Some(stale) = child.take() {
+        std::mem::forget(stale);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(configured_threads().unwrap_or(0))
+        .build()
+        .map_err(|e| OpError::Internal(format!("cannot start the kernel threads in a forked process: {e}")))?;
+    let pool = Arc::new(pool);
+    *child = Some((pid, Arc::clone(&pool)));
+    Ok(Some(pool))
+}
+
+/// Run `f` on the pool this process may use.
+pub fn install<T: Send>(f: impl FnOnce() -> T + Send) -> OpResult<T> {
+    Ok(match forked_pool()? {
+        Some(pool) => pool.install(f),
+        None => f(),
+    })
+}
+
+/// Threads the kernels run on in this process.
+pub fn current_num_threads() -> usize {
+    install(rayon::current_num_threads).unwrap_or(1)
+}

@@ -1,0 +1,154 @@
+"""The native boundary with arrays and ints NumPy allows but a Rust slice or usize cannot take as is.
+
+* A C-contiguous float32 array whose data is not 4-byte aligned (``np.frombuffer(buf, np.float32,
+  offset=1)``) used to panic (``pyo3_runtime.PanicException``, a BaseException). Every binding now reads a
+  copy and returns exactly what it returns for the aligned array; an in-place update's buffer cannot be
+  copied (the update would be lost), so an unaligned one is a TypeError and is left untouched.
+* Ints that do not fit the native type (``2**64``, negatives for sizes) are a ValueError naming the op
+  and the argument, not PyO3's bare OverflowError.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rconv import _rconv, ops
+
+
+def f32(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def unaligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose data starts one byte into a buffer (so it is not aligned)."""
+    buf = bytearray(a.nbytes + 1)
+    out = np.frombuffer(buf, a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous and (a.size == 0 or not out.flags.aligned)
+    return out
+
+
+def same(a):
+    return a
+
+
+X4, K4, B4 = f32(2, 6, 6, 3, seed=1), f32(3, 3, 3, 4, seed=2), f32(4, seed=3)
+X2, K2, B2 = f32(4, 5, seed=4), f32(5, 3, seed=5), f32(3, seed=6)
+T8 = np.tile(np.array([1.1, 0.1, -0.5, -0.1, 0.9, 0.3, 0.0, 0.0], np.float32), (2, 1))
+WINNERS = _rconv.conv2d_relu_max_pool(X4, K4, B4, (1, 1), "same", (2, 2), (2, 2), "valid", True)[1]
+BN_MEAN, BN_VAR = X2.mean(0), X2.var(0)
+
+# binding name -> function of `u` (applied to every array argument) returning the call's arguments.
+CASES = {
+    "conv2d": lambda u: (u(X4), u(K4), u(B4), (1, 1), "same", "relu"),
+    "conv2d_backward": lambda u: (u(X4), u(K4), u(f32(2, 6, 6, 4)), (1, 1), "same", True, None),
+    "conv2d_relu_max_pool": lambda u: (u(X4), u(K4), u(B4), (1, 1), "same", (2, 2), (2, 2), "valid", True),
+    "conv2d_relu_max_pool_backward": lambda u: (u(X4), u(K4), u(f32(2, 3, 3, 4)), u(WINNERS), (1, 1), "same",
+                                                (2, 2), (2, 2), "valid", True),
+    "pool2d": lambda u: (u(X4), "max", (2, 2), (2, 2), "valid"),
+    "pool2d_backward": lambda u: (u(X4), u(f32(2, 3, 3, 3)), "avg", (2, 2), (2, 2), "valid", None),
+    "dense": lambda u: (u(X2), u(K2), u(B2), "relu"),
+    "dense_backward": lambda u: (u(X2), u(K2), u(f32(4, 3)), True, u(np.maximum(f32(4, 3, seed=9), 0))),
+    "activation": lambda u: (u(X2), "softmax"),
+    "activation_backward": lambda u: (u(X2), u(f32(4, 5, seed=7)), "sigmoid"),
+    "loss": lambda u: (u(X2), u(np.array([0, 4, 2, 1], np.int64)), "softmax_cross_entropy"),
+    "sgd_update": lambda u: (X2.copy(), u(f32(4, 5, seed=8)), np.zeros((4, 5), np.float32), 0.1, 0.9, True),
+    "rmsprop_update": lambda u: (X2.copy(), u(f32(4, 5, seed=8)), np.ones((4, 5), np.float32), 0.1, 0.9, 1e-7),
+    "adam_update": lambda u: (X2.copy(), u(f32(4, 5, seed=8)), np.zeros((4, 5), np.float32),
+                              np.zeros((4, 5), np.float32), 0.1, 0.9, 0.999, 1e-7, 3),
+    "affine_transform": lambda u: (u(X4), u(T8), "bilinear", "reflect", 0.0, (5, 7)),
+    "affine_transform_backward": lambda u: (u(f32(2, 5, 7, 3)), u(T8), "bilinear", "reflect", (6, 6)),
+    "batch_norm": lambda u: (u(X2), u(f32(5)), u(f32(5, seed=1)), u(BN_MEAN), u(BN_VAR), 1e-3),
+    "batch_norm_backward": lambda u: (u(X2), u(f32(4, 5, seed=7)), u(f32(5)), u(BN_MEAN), u(BN_VAR), 1e-3, True, True),
+    "layer_norm": lambda u: (u(X2), u(f32(5)), u(f32(5, seed=1)), 1e-3),
+    "layer_norm_backward": lambda u: (u(X2), u(f32(4, 5, seed=7)), u(f32(5)),
+                                      *map(u, _rconv.layer_norm(X2, None, None, 1e-3)[1:]), True),
+}
+
+
+def wrap_arrays(u):
+    """Apply ``u`` to ndarrays only (tuples of ints and strings pass through)."""
+    return lambda a: u(a) if isinstance(a, np.ndarray) else a
+
+
+def call(name, u):
+    args = CASES[name](wrap_arrays(u))
+    out = getattr(_rconv, name)(*args)
+    # In-place updates return None: their result is the updated parameter (and slots).
+    return [a for a in args if isinstance(a, np.ndarray)] if out is None else out
+
+
+def assert_identical(a, b):
+    if isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_identical(x, y)
+    elif a is None or isinstance(a, float):
+        assert a == b
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+BUILT = sorted(name for name in CASES if hasattr(_rconv, name))
+
+
+def test_every_binding_has_a_case():
+    assert set(_rconv.__all__) - {"num_threads"} <= set(CASES)
+
+
+@pytest.mark.parametrize("name", BUILT)
+def test_unaligned_inputs_give_the_aligned_result(name):
+    assert_identical(call(name, unaligned), call(name, same))
+
+
+@pytest.mark.parametrize("name", ["sgd_update", "rmsprop_update", "adam_update"])
+def test_unaligned_parameter_buffer_is_refused_untouched(name):
+    args = list(CASES[name](same))
+    args[0] = unaligned(args[0])
+    before = args[0].copy()
+    with pytest.raises(TypeError, match=f"{name}: `param`.*aligned"):
+        getattr(_rconv, name)(*args)
+    np.testing.assert_array_equal(args[0], before)
+
+
+def test_public_ops_accept_unaligned_views():
+    x = unaligned(X4)
+    np.testing.assert_array_equal(ops.relu(x), ops.relu(X4))
+    np.testing.assert_array_equal(ops.max_pool2d(x, 2), ops.max_pool2d(X4, 2))
+    labels = unaligned(np.array([0, 4, 2, 1], np.int64))
+    assert ops.softmax_cross_entropy(unaligned(X2), labels)[0] == ops.softmax_cross_entropy(X2, labels)[0]
+    p1, p2 = X2.copy(), X2.copy()
+    ops.sgd_update(p1, unaligned(f32(4, 5, seed=8)), None, 0.1)
+    ops.sgd_update(p2, f32(4, 5, seed=8), None, 0.1)
+    np.testing.assert_array_equal(p1, p2)
+
+
+# --- ints that overflow the native types -----------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [2**64, 2**70, -1])
+def test_pool_sizes_beyond_usize_are_value_errors(size):
+    with pytest.raises(ValueError, match="max_pool2d: `pool_size`"):
+        _rconv.pool2d(X4, "max", (size, 1), (1, 1), "valid")
+    with pytest.raises(ValueError, match="max_pool2d"):
+        ops.max_pool2d(X4, size)
+
+
+def test_huge_but_representable_windows_are_value_errors():
+    # 2**63 fits a usize, but the window arithmetic (out * stride + window) would overflow.
+    with pytest.raises(ValueError, match="max_pool2d"):
+        ops.max_pool2d(X4, 2**63)
+    with pytest.raises(ValueError, match="avg_pool2d"):
+        ops.avg_pool2d(X4, (2**64 - 1, 1), padding="same")
+    with pytest.raises(ValueError, match="conv2d: `strides`"):
+        ops.conv2d(X4, K4, strides=2**64)
+
+
+def test_other_int_arguments_beyond_their_type():
+    with pytest.raises(ValueError, match="adam_update: `step`"):
+        _rconv.adam_update(X2.copy(), X2, np.zeros_like(X2), np.zeros_like(X2), 0.1, 0.9, 0.999, 1e-7, 2**64)
+    with pytest.raises(ValueError, match="affine_transform: `output_shape`"):
+        _rconv.affine_transform(X4, T8, "bilinear", "constant", 0.0, (2**64, 1))
+    with pytest.raises(ValueError, match="affine_transform_backward: `image_shape`"):
+        _rconv.affine_transform_backward(X4, T8, "bilinear", "constant", (-3, 1))
+    with pytest.raises(TypeError, match="conv2d: `strides` must be a pair of ints"):
+        _rconv.conv2d(X4, K4, None, "ab", "valid")
