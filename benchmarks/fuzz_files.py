@@ -9,6 +9,7 @@ with its first case. `--repro-dir DIR` copies the smallest reproducer of each cl
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fuzz import harness  # noqa: E402
+from fuzz import harness, minimize  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--bomb-mb", type=int, default=3072, help="inflated size of the zip-bomb weights entry")
     ap.add_argument("--workdir", default="", help="where seeds and cases go (default: a new temp dir)")
     ap.add_argument("--repro-dir", default="", help="copy the smallest reproducer of each failure class here")
+    ap.add_argument("--by-kind", action="store_true", help="print outcome counts per mutation kind")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every failing case as it happens")
     args = ap.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="rconv_fuzz_")
@@ -59,13 +61,27 @@ def main() -> None:
     peak = max(results, key=lambda r: r.peak_rss)
     print(f"slowest loads: {', '.join(f'case {r.case} {r.seconds:.2f} s' for r in slow)}; "
           f"highest peak RSS: case {peak.case} {peak.peak_rss >> 20} MiB")
+    if args.by_kind:
+        print("by mutation kind (cases, ok, expected, failed):")
+        for kind, row in sorted(harness.by_kind(results).items()):
+            print(f"  {kind:32s} {sum(row.values()):5d} {row['ok']:5d} {row['expected']:5d} "
+                  f"{sum(v for k, v in row.items() if k not in harness.PASSING):5d}")
     classes = harness.failure_classes(results)
     if classes:
         print("failure classes (count, class, first case):")
         for cls, rs in classes.items():
             print(f"  {len(rs):5d} {cls}\n        {rs[0].line()[:400]}")
     if args.repro_dir:
-        harness.save_repros(results, args.repro_dir)
+        index = harness.save_repros(results, args.repro_dir)
+        for entry in index:  # byte mutations: shrink to the fewest changed bytes that fail the same way
+            first = classes[entry["class"]][0]
+            shrunk = minimize.minimize_bytes(cfg, first) if entry["file"] else None
+            if shrunk:
+                data, positions = shrunk
+                name = entry["file"].replace(f"_case{first.case}", f"_case{first.case}_min")
+                (Path(args.repro_dir) / name).write_bytes(data)
+                entry.update(min_file=name, changed_bytes=positions)
+        (Path(args.repro_dir) / "index.json").write_text(json.dumps(index, indent=1))
         print(f"reproducers in {args.repro_dir}")
     sys.exit(1 if classes else 0)
 

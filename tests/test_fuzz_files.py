@@ -20,7 +20,11 @@ from fuzz import harness, mutate, seeds
 N_CASES = 300
 BASE_SEED = 0
 # Cases that still fail, with the reason (case number -> reason). Listed cases may pass; new failures may not.
-KNOWN_FAILURES: dict = {}
+_LIBHDF5_HEAP = ("memory: a few bytes of corrupt group metadata (symbol-table/local-heap sizes) make libhdf5 "
+                 "itself allocate until the address-space limit while h5py iterates the group's links (HDF5 "
+                 "2.0.0); it then fails cleanly with OSError/ValueError, but the peak RSS is ~1.9 GB. rconv's "
+                 "scan cannot see these sizes through h5py; see /work/notes/fuzz_report.md")
+KNOWN_FAILURES: dict = {201: _LIBHDF5_HEAP}
 
 
 def _config(workdir, **kw) -> harness.Config:

@@ -11,9 +11,9 @@ from .jsonmut import mutate_json_text
 
 # Dtypes a weight dataset is rewritten to (numeric ones a loader may convert, and ones it must refuse).
 _DTYPES = ["<f8", "<f2", ">f4", "<i4", "<i8", "|u1", "|b1", "<c8", "|S8", "O", "compound"]
-_ATTR_VALUES = [0, -1, 2 ** 62, 1.5, np.nan, "", "x" * 100, "\xff", b"\xff\xfe\x00", np.arange(6).reshape(2, 3),
-                np.array([b"a", b"b"]), np.array([], "f4"), np.float64(np.inf), "{\"class_name\": 1}",
-                "[" * 2000 + "]" * 2000, "x" * (4 << 20)]
+_ATTR_VALUES = [0, -1, 2 ** 62, 1.5, np.nan, "", "x" * 100, "\xff", np.bytes_(b"\xff\xfe\x00"),
+                np.arange(6).reshape(2, 3), np.array([b"a", b"b"]), np.array([], "f4"), np.float64(np.inf),
+                "{\"class_name\": 1}", "[" * 2000 + "]" * 2000, "x" * (4 << 20)]
 
 
 def _objects(h5):
@@ -94,6 +94,34 @@ def dtype_change(h5, rng, ctx, seed):
     else:
         _recreate(h5, name, data=_small_data(rng, shape, dt))
     return f"dtype: {name} {old.dtype} -> {dt}"
+
+
+def values(h5, rng, ctx, seed):
+    """Same shape and dtype, hostile values: inf, nan, huge, negative (e.g. an optimizer iteration of inf)."""
+    datasets, _ = _objects(h5)
+    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and h5[d].shape is not None]
+    name = _pick(rng, numeric)
+    if name is None:
+        return "values: no numeric dataset"
+    dset = h5[name]
+    value = rng.choice([np.inf, -np.inf, np.nan, 1e38, -1.0, 2.0 ** 63, 0.0])
+    with np.errstate(all="ignore"):
+        dset[...] = np.asarray(np.full(dset.shape, value)).astype(dset.dtype)
+    return f"values: {name} = {value}"
+
+
+def filters(h5, rng, ctx, seed):
+    """The same data rewritten chunked with HDF5 filters (gzip, lzf, shuffle, fletcher32, scale-offset)."""
+    datasets, _ = _objects(h5)
+    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and h5[d].shape]
+    name = _pick(rng, numeric)
+    if name is None:
+        return "filters: no numeric dataset"
+    data = h5[name][()]
+    kwargs = rng.choice([{"compression": "gzip"}, {"compression": "lzf"}, {"shuffle": True, "compression": "gzip"},
+                         {"fletcher32": True}, {"scaleoffset": 2}])
+    _recreate(h5, name, data=data, chunks=True, **kwargs)
+    return f"filters: {name} {sorted(kwargs)}"
 
 
 def external_storage(h5, rng, ctx, seed):
@@ -233,7 +261,7 @@ def structure(h5, rng, ctx, seed):
     """Delete, move or add objects."""
     datasets, groups = _objects(h5)
     names = datasets + groups
-    op = rng.choice(["delete", "move", "add_dataset", "add_group", "empty"])
+    op = rng.choice(["delete", "move", "add_dataset", "add_group", "empty", "deep_groups"])
     name = _pick(rng, names)
     if name is None:
         return "struct: empty file"
@@ -248,6 +276,9 @@ def structure(h5, rng, ctx, seed):
         h5.create_dataset((base + "/" if base else "") + str(rng.randrange(99)) + "x", data=np.ones(3, "f4"))
     elif op == "add_group":
         h5.create_group(name + "_extra" if name in datasets else name + "/extra_group")
+    elif op == "deep_groups":
+        base = name if name in groups else (name.rsplit("/", 1)[0] if "/" in name else "")
+        h5.create_group((base + "/" if base else "") + "/".join(["g"] * rng.choice([50, 400])))
     else:
         import h5py
         if name in datasets:
@@ -255,7 +286,7 @@ def structure(h5, rng, ctx, seed):
     return f"struct_{op}: {name}"
 
 
-MUTATIONS = [(shape_change, 3), (dtype_change, 3), (external_storage, 3), (external_link, 2),
+MUTATIONS = [(shape_change, 3), (dtype_change, 3), (values, 2), (filters, 1), (external_storage, 3), (external_link, 2),
              (virtual_dataset, 1), (soft_link, 2), (hard_link, 1), (huge_dataset, 2), (attribute, 4),
              (structure, 2)]
 

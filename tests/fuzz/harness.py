@@ -91,11 +91,12 @@ class _Worker:
         self.deadline = 0.0
         self.log_offset = 0
 
-    def assign(self, number: int, cfg: Config) -> None:
-        self.case, self.started = number, None
+    def assign(self, item, cfg: Config) -> None:
+        """`item`: a case number, or a dict naming a file (case, path, seed, op, desc)."""
+        self.case, self.started = item if isinstance(item, int) else item["case"], None
         self.deadline = time.monotonic() + cfg.gen_timeout
         self.log_offset = self.log_path.stat().st_size
-        self.proc.stdin.write(f"{number}\n".encode())
+        self.proc.stdin.write((json.dumps(item) + "\n").encode())
         self.proc.stdin.flush()
 
     def lines(self):
@@ -139,7 +140,8 @@ def _dead_result(worker: _Worker, outcome: str, cfg: Config) -> Result:
 
 
 def run(cfg: Config, numbers, progress=None) -> list:
-    """Run the given case numbers; returns Results in case order. Prepares `cfg.workdir` if needed."""
+    """Run the given case numbers (or file dicts, see _Worker.assign); returns Results in case order.
+    Prepares `cfg.workdir` if needed."""
     ctx_path = Path(cfg.workdir) / "context.json"
     if not ctx_path.exists():
         seeds.prepare(cfg.workdir, bomb_bytes=cfg.bomb_bytes)
@@ -217,6 +219,14 @@ def counts(results) -> Counter:
     return Counter(r.outcome for r in results)
 
 
+def by_kind(results) -> dict:
+    """mutation kind -> Counter of outcomes."""
+    table: dict = {}
+    for r in results:
+        table.setdefault(r.kind or "(none)", Counter())[r.outcome] += 1
+    return table
+
+
 def failure_classes(results) -> dict:
     """failure class -> list of failing Results (smallest reproducer file first)."""
     classes: dict = {}
@@ -237,7 +247,7 @@ def save_repros(results, repro_dir) -> list:
         r = rs[0]
         entry = {"class": cls, "count": len(rs), "case": r.case, "seed": r.seed, "op": r.op, "desc": r.desc,
                  "exc": r.exc, "msg": r.msg, "where": r.where, "file": ""}
-        if r.path and os.path.exists(r.path):
+        if r.path and os.path.isfile(r.path) and not os.path.islink(r.path):
             suffix = ".weights.h5" if r.path.endswith(".weights.h5") else Path(r.path).suffix
             name = "".join(c if c.isalnum() or c in "-_" else "_" for c in cls)[:90] + f"_case{r.case}{suffix}"
             shutil.copyfile(r.path, repro_dir / name)

@@ -126,7 +126,18 @@ def mutate_keras(src, dst, rng, ctx, seed):
                 entries[i] = (target, data)
             _write_zip(dst, entries)
             return "keras_" + kind
-    op = rng.choice(["missing", "duplicate", "extra", "traversal", "bomb", "metadata"])
+    op = rng.choice(["missing", "duplicate", "extra", "traversal", "bomb", "metadata", "config_bomb"])
+    if op == "config_bomb" and ctx.get("bomb"):  # valid JSON + trailing spaces, deflated (~1/1000)
+        i = names.index("config.json") if "config.json" in names else 0
+        with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for j, (name, data) in enumerate(entries):
+                with zf.open(zipfile.ZipInfo(name), "w", force_zip64=True) as out:
+                    out.write(data)
+                    left = ctx["bomb_bytes"] // 2 if i == j else 0
+                    while left > 0:
+                        out.write(b" " * min(left, 1 << 22))
+                        left -= 1 << 22
+        return f"keras_zip_config_bomb: {names[i]} padded to {ctx['bomb_bytes'] // 2} bytes"
     if op == "bomb" and ctx.get("bomb"):
         shutil.copyfile(ctx["bomb"], dst)
         return f"keras_zip_bomb: model.weights.h5 inflates to {ctx['bomb_bytes']} bytes"
@@ -162,10 +173,17 @@ def make_case(number: int, ctx: dict, base_seed: int = 0) -> Case:
     src = Path(ctx["workdir"]) / "seeds" / name
     dst = Path(ctx["workdir"]) / "cases" / f"case_{number}{suffix}"
     op = "load_weights" if kind == "h5weights" or rng.random() < 0.3 else "load_model"
+    if rng.random() < 0.01:  # the path itself is not a regular file
+        target = rng.choice([ctx["fifo"], "/dev/zero", str(Path(ctx["workdir"]) / "private"), "/nonexistent"])
+        dst.unlink(missing_ok=True)
+        dst.symlink_to(target)
+        return Case(number, name, str(dst), op, f"file_special: symlink to {target}")
     if kind == "keras":
         desc = mutate_keras(src, dst, rng, ctx, name)
         if desc.startswith("keras_zip_bomb"):
             name = seeds.BOMB_SEED  # the bomb is made from this seed, so load_weights needs its model
+        if desc.startswith(("keras_json", "keras_config")):
+            op = "load_model"  # load_weights never reads the config
     elif rng.random() < 0.25:
         data, bkind = mutate_bytes(src.read_bytes(), rng)
         dst.write_bytes(data)

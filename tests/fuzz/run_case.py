@@ -1,7 +1,8 @@
 """The fuzz worker: `python -m fuzz.run_case <context.json> <base_seed> <mem_limit_bytes> <rss_bound_bytes>`.
 
-Reads case numbers on stdin, one a line; for each, makes the mutated file, then loads it the case's way
-(`rconv.models.load_model(path)` or `model.load_weights(path)` into a fresh model of the seed) and writes
+Reads case numbers on stdin, one a line (or a JSON object naming a file to load, see main); for each, makes
+the mutated file, then loads it the case's way (`rconv.models.load_model(path)` or `model.load_weights(path)`
+into a fresh model of the seed) and writes
 JSON lines to its original stdout: `{"event": "start", ...}` before the load (so the parent knows which case
 a crash or hang belongs to) and `{"event": "done", "outcome": ...}` after it. Library output goes to stderr.
 
@@ -148,10 +149,12 @@ def main(argv) -> None:
     from .mutate import make_case
     model_sources = {s["name"]: os.path.join(ctx["workdir"], "seeds", s["model_source"]) for s in ctx["seeds"]}
     import rconv  # noqa: F401 - imported before the first case, so its cost is not a case's
+    from .mutate import Case
     for line in sys.stdin:
-        number = int(line)
-        try:
-            case = make_case(number, ctx, base_seed)
+        item = json.loads(line)
+        number = item if isinstance(item, int) else item["case"]
+        try:  # a case number, or a given file: {"case", "path", "seed", "op", "desc"}
+            case = make_case(number, ctx, base_seed) if isinstance(item, int) else Case(**item)
         except Exception as exc:  # a generator bug, not a loader finding
             out.write(json.dumps({"case": number, "event": "gen_error", "msg": repr(exc)[:300]}) + "\n")
             continue
@@ -162,7 +165,7 @@ def main(argv) -> None:
         except Exception as exc:  # outside the load itself, e.g. the clean seed model no longer loads
             result = {"outcome": "worker_error", "exc": type(exc).__name__, "where": _where(exc),
                       "msg": "".join(traceback.format_exception_only(type(exc), exc))[-300:]}
-        if result["outcome"] in ("ok", "expected"):
+        if result["outcome"] in ("ok", "expected") and isinstance(item, int):
             os.unlink(case.path)
         out.write(json.dumps({"case": number, "event": "done", **result}) + "\n")
 
