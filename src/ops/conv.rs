@@ -548,4 +548,19 @@ mod tests {
         assert!(Conv2d::new(&[1, 2, 5, 2], &[3, 3, 2, 4], (1, 1), Padding::Same).is_ok());
         assert!(Conv2d::new(&[5, 5, 2], &[3, 3, 2, 4], (1, 1), Padding::Valid).is_err());
     }
+
+    #[test]
+    fn sizes_beyond_memory_are_errors_not_aborts() {
+        use crate::error::OpError;
+        // Products that overflow a usize are refused with the geometry.
+        let huge = Conv2d::new(&[1 << 40, 1 << 20, 1, 1], &[1, 1, 1, 1 << 20], (1, 1), Padding::Same).unwrap_err();
+        assert!(matches!(huge, OpError::Memory(ref m) if m.contains("too large")), "{huge:?}");
+        // A 2 × 1 kernel over 2^49 channels: each thread's im2col scratch (512 × 2^50 floats) cannot be
+        // allocated. Every worker records the failure instead of aborting; no data is ever read.
+        let c = Conv2d::new(&[1, 2, 1, 1 << 49], &[2, 1, 1 << 49, 1], (1, 1), Padding::Valid).unwrap();
+        let err = c.forward(&[], &[], None, false).unwrap_err();
+        assert!(matches!(err, OpError::Memory(ref m) if m.contains("im2col scratch")), "{err:?}");
+        let err = c.backward(&[], &[], &[0.0], false, None).unwrap_err();
+        assert!(matches!(err, OpError::Memory(_)), "{err:?}");
+    }
 }
