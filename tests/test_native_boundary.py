@@ -152,3 +152,22 @@ def test_other_int_arguments_beyond_their_type():
         _rconv.affine_transform_backward(X4, T8, "bilinear", "constant", (-3, 1))
     with pytest.raises(TypeError, match="conv2d: `strides` must be a pair of ints"):
         _rconv.conv2d(X4, K4, None, "ab", "valid")
+
+
+@pytest.mark.parametrize("value", [2.5, True, "2", None, (1, 1.5)])
+def test_sizes_that_are_not_ints_are_type_errors(value):
+    with pytest.raises(TypeError, match="max_pool2d: `pool_size` must be an int or a pair of ints"):
+        ops.max_pool2d(X4, value)
+
+
+def test_integral_floats_and_numpy_ints_are_sizes():
+    expected = ops.max_pool2d(X4, 2)
+    for value in (2.0, np.int32(2), (np.int64(2), 2), np.array([2, 2])):
+        np.testing.assert_array_equal(ops.max_pool2d(X4, value), expected)
+
+
+def test_float_arguments_beyond_a_float_are_value_errors():
+    with pytest.raises(ValueError, match="sgd_update: `learning_rate` is too large"):
+        ops.sgd_update(X2.copy(), X2, None, 2**2000)
+    with pytest.raises(TypeError, match="adam_update: `beta_1` must be a real number"):
+        ops.adam_update(X2.copy(), X2, np.zeros_like(X2), np.zeros_like(X2), 0.1, beta_1="x")

@@ -37,14 +37,33 @@ def _f32(x, op: str, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def _int(v, op: str, name: str, value) -> int:
+    """An int (or an integral float, as configs may carry); bools and fractions are refused."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return int(v)
+    raise TypeError(f"{op}: `{name}` must be an int or a pair of ints, got {value!r}")
+
+
 def _pair(value: IntOrPair, op: str, name: str) -> Tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        pair = (int(value), int(value))
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        pair: Tuple[int, ...] = (_int(value, op, name, value),) * 2
     else:
-        pair = tuple(int(v) for v in value)
+        pair = tuple(_int(v, op, name, value) for v in value)
     if len(pair) != 2 or min(pair) < 1:
         raise ValueError(f"{op}: `{name}` must be a positive int or a pair of positive ints, got {value!r}")
     return pair  # type: ignore[return-value]
+
+
+def _float(value, op: str, name: str) -> float:
+    """A real scalar for the kernels (an int too large for a float is a ValueError, not OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{op}: `{name}` is too large for a float: {repr(value)[:30]}...") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: `{name}` must be a real number, got {value!r}") from None
 
 
 def _padding(padding: str, op: str) -> str:
@@ -237,15 +256,17 @@ def mean_squared_error(pred, target) -> Tuple[float, np.ndarray]:
 def sgd_update(param, grad, momentum_buf, learning_rate: float, momentum: float = 0.0,
                nesterov: bool = False) -> None:
     """Keras SGD. momentum_buf (same shape as param) is needed when momentum > 0, else may be None."""
-    _rconv.sgd_update(param, _f32(grad, "sgd_update", "grad"), momentum_buf,
-                      float(learning_rate), float(momentum), bool(nesterov))
+    op = "sgd_update"
+    _rconv.sgd_update(param, _f32(grad, op, "grad"), momentum_buf,
+                      _float(learning_rate, op, "learning_rate"), _float(momentum, op, "momentum"), bool(nesterov))
 
 
 def rmsprop_update(param, grad, velocity, learning_rate: float, rho: float = 0.9,
                    epsilon: float = 1e-7) -> None:
     """Keras RMSprop: v = rho v + (1-rho) g^2; param -= lr g / sqrt(v + eps)."""
-    _rconv.rmsprop_update(param, _f32(grad, "rmsprop_update", "grad"), velocity,
-                          float(learning_rate), float(rho), float(epsilon))
+    op = "rmsprop_update"
+    _rconv.rmsprop_update(param, _f32(grad, op, "grad"), velocity, _float(learning_rate, op, "learning_rate"),
+                          _float(rho, op, "rho"), _float(epsilon, op, "epsilon"))
 
 
 def adam_update(param, grad, m, v, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -253,8 +274,10 @@ def adam_update(param, grad, m, v, learning_rate: float, beta_1: float = 0.9, be
     """Keras Adam; step is the 1-based iteration count used for bias correction."""
     if int(step) < 1:
         raise ValueError(f"adam_update: step is the 1-based iteration count, got {step}")
-    _rconv.adam_update(param, _f32(grad, "adam_update", "grad"), m, v, float(learning_rate),
-                       float(beta_1), float(beta_2), float(epsilon), int(step))
+    op = "adam_update"
+    _rconv.adam_update(param, _f32(grad, op, "grad"), m, v, _float(learning_rate, op, "learning_rate"),
+                       _float(beta_1, op, "beta_1"), _float(beta_2, op, "beta_2"), _float(epsilon, op, "epsilon"),
+                       int(step))
 
 
 # --- image resampling ----------------------------------------------------------------------------------
