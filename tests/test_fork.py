@@ -64,6 +64,24 @@ np.testing.assert_array_equal(predict(None)[0], expected)  # and the parent's po
 print("OK", threads)
 """
 
+AUGMENT = """
+import multiprocessing as mp
+import numpy as np
+from rconv.preprocessing.image import ImageDataGenerator
+
+images = np.random.default_rng(0).uniform(0, 1, (16, 20, 20, 3)).astype(np.float32)
+gen = ImageDataGenerator(rotation_range=30, zoom_range=0.2, width_shift_range=0.1, horizontal_flip=True)
+
+def first_batch(_):
+    return next(iter(gen.flow(images, batch_size=16, shuffle=False, seed=1)))
+
+expected = first_batch(None)  # the affine kernels ran in the parent before the fork
+with mp.get_context("fork").Pool(2) as pool:
+    for batch in pool.map(first_batch, range(3)):
+        np.testing.assert_array_equal(batch, expected)
+print("OK")
+"""
+
 
 def run(script: str, threads: str | None) -> str:
     env = dict(os.environ)
@@ -90,3 +108,8 @@ def test_predict_in_a_fork_pool_after_predict_in_the_parent(threads):
 @pytest.mark.parametrize("threads", [None, "2"], ids=["default-pool", "RCONV_NUM_THREADS=2"])
 def test_fork_of_a_fork(threads):
     assert "OK" in run(NESTED, threads)
+
+
+@pytest.mark.parametrize("threads", [None, "2"], ids=["default-pool", "RCONV_NUM_THREADS=2"])
+def test_image_augmentation_in_fork_workers(threads):
+    assert "OK" in run(AUGMENT, threads)
