@@ -8,12 +8,12 @@ PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 
-.PHONY: build train test test-python test-rust lint lint-rust lint-python bench clean
+.PHONY: build train test test-python test-rust test-wheel wheel lint lint-rust lint-python bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime ruff mypy
+	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime ruff mypy ziglang
 	touch $@
 
 build: $(VENV)/.deps
@@ -25,6 +25,23 @@ train: build
 test-rust:
 	cargo test --release --quiet
 	RCONV_KERNELS=portable cargo test --release --quiet
+
+# The wheel users install: abi3 (CPython >= 3.9), manylinux2014 (glibc 2.17), linked by zig (the `ziglang` package)
+# so maturin's compatibility check holds on any x86-64 Linux; kernels pick AVX-512/AVX2/portable at run time.
+wheel: $(VENV)/.deps
+	PATH="$(abspath $(VENV))/bin:$$PATH" CARGO_TARGET_DIR=target/wheel $(VENV)/bin/maturin build --release --quiet \
+		--zig --compatibility manylinux2014 --out dist
+
+# The test suite against that wheel, installed in a fresh venv with only NumPy and the test deps (the tests import
+# the installed package; nothing from python/ is on their path).
+WHEEL_VENV := .venv-wheel
+test-wheel: wheel
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --no-index --find-links dist rconv
+	cd tests && ../$(WHEEL_VENV)/bin/python -c "import rconv, sys; assert '/python/' not in rconv.__file__, rconv.__file__"
+	$(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 test-python: build
 	$(PY) -m pytest -q

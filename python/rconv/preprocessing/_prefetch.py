@@ -1,7 +1,8 @@
 """A bounded background producer: one daemon thread fills a ``queue.Queue`` a few items ahead.
 
 The thread holds only a weak reference to its owner, so an abandoned iterator is garbage-collected
-and its thread exits; an ``atexit`` hook stops every live producer so interpreter exit never hangs.
+and its thread exits; an ``atexit`` hook stops every live producer and joins it (bounded), so interpreter exit
+neither hangs nor finalizes while a producer is inside a kernel.
 Exceptions raised while producing are handed to the consumer and re-raised there.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import time
 import weakref
 
 _live: "weakref.WeakSet[Prefetcher]" = weakref.WeakSet()
@@ -105,9 +107,16 @@ def _run(ref, produce, next_key, key, q, stop):
 
 
 @atexit.register
-def _stop_all():
-    for p in list(_live):
-        try:
-            p._stop.set()
-        except Exception:  # pragma: no cover
-            pass
+def _stop_all(timeout: float = 5.0):
+    """Stop every live producer and wait (bounded) until its thread has left any rconv kernel call: a daemon
+    thread that returns from a GIL-released kernel while the interpreter finalizes is ended by pthread_exit,
+    whose forced unwind through the extension's Rust frames can crash the process at exit."""
+    producers = list(_live)
+    for p in producers:
+        p._done = True
+        p._stop.set()
+    deadline = time.monotonic() + timeout
+    for p in producers:
+        p._drain()
+        if p._thread.is_alive() and p._thread is not threading.current_thread():
+            p._thread.join(max(0.0, deadline - time.monotonic()))
