@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 
-.PHONY: build train test test-python test-rust test-wheel wheel lint lint-rust lint-python bench clean
+.PHONY: build train test test-python test-portable test-rust test-wheel wheel lint lint-rust lint-python bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ test-rust:
 # The wheel users install: abi3 (CPython >= 3.9), manylinux2014 (glibc 2.17), linked by zig (the `ziglang` package)
 # so maturin's compatibility check holds on any x86-64 Linux; kernels pick AVX-512/AVX2/portable at run time.
 wheel: $(VENV)/.deps
+	rm -rf dist
 	PATH="$(abspath $(VENV))/bin:$$PATH" CARGO_TARGET_DIR=target/wheel $(VENV)/bin/maturin build --release --quiet \
 		--zig --compatibility manylinux2014 --out dist
 
@@ -43,13 +44,17 @@ test-wheel: wheel
 	cd tests && ../$(WHEEL_VENV)/bin/python -c "import rconv, sys; assert '/python/' not in rconv.__file__, rconv.__file__"
 	$(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
+# The suite against the development build (maturin develop), for quick local runs.
 test-python: build
 	$(PY) -m pytest -q
-	# The portable paths (GEMM and loops, what CPUs without AVX-512/AVX2 run) against the same float64 references.
+
+# The portable paths (GEMM and loops, what CPUs without AVX-512/AVX2 run) against the same float64 references.
+test-portable: build
 	RCONV_KERNELS=portable $(PY) -m pytest -q tests/test_ops_conv.py tests/test_ops_conv_pool.py tests/test_ops_pool.py tests/test_ops_dense_activation.py
 
-# What `make test` (and so CI) gates on: the static checks first (fast), then the Rust and Python tests.
-TEST_GATES := lint test-rust test-python
+# What `make test` (and so CI) gates on: the static checks first (fast), the Rust tests, the Python suite against
+# the installed wheel, and the kernel tests again on the portable paths.
+TEST_GATES := lint test-rust test-wheel test-portable
 test: $(TEST_GATES)
 
 # Static checks. Python paths are the ones ruff checks; its rules are in pyproject.toml.
