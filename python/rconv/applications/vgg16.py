@@ -99,31 +99,7 @@ def VGG16(include_top=True, weights="imagenet", input_tensor=None, input_shape=N
 
 
 def _load_weights(model, path: str) -> None:
-    if hasattr(model, "load_weights"):
-        model.load_weights(path)
-        return
-    _load_legacy_h5_by_name(model, path)  # pragma: no cover - fallback when rconv.saving is unavailable
-
-
-def _load_legacy_h5_by_name(model, path: str) -> None:
-    """Keras 2 `.h5` weights (`layer_names` attr, a group per layer with `weight_names`), matched by name."""
-    import h5py
-
-    def names(attrs, key):
-        return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in attrs[key]]
-
-    with h5py.File(path, "r") as f:
-        root = f["model_weights"] if "model_weights" in f else f
-        by_name = {layer.name: layer for layer in model.layers}
-        for lname in names(root.attrs, "layer_names"):
-            group = root[lname]
-            wnames = names(group.attrs, "weight_names")
-            if not wnames:
-                continue
-            layer = by_name.get(lname)
-            if layer is None:
-                raise ValueError(f"{path}: the file has weights for layer '{lname}', which this model does not have")
-            layer.set_weights([np.asarray(group[w]) for w in wnames])
+    model.load_weights(path)  # the hardened loader (rconv.saving): checked before anything is assigned
 
 
 def preprocess_input(x, data_format=None):
