@@ -425,3 +425,59 @@ def adam_update(param, grad, m, v, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, s
     v = v + (g * g - v) * (1 - beta_2)
     p = p - alpha * m / (np.sqrt(v) + epsilon)
     return p, m, v
+
+
+# --- normalization ---------------------------------------------------------------------------------------
+
+def _moved(x, axes) -> Tuple[np.ndarray, tuple, list]:
+    """x with the normalized `axes` moved to the end and flattened to (rows, cols); the moved shape; the axes."""
+    x = f64(x)
+    axes = [a % x.ndim for a in ([axes] if isinstance(axes, (int, np.integer)) else axes)]
+    moved = np.moveaxis(x, sorted(axes), list(range(x.ndim - len(axes), x.ndim)))
+    return moved.reshape(-1, int(np.prod([x.shape[a] for a in axes]))), moved.shape, sorted(axes)
+
+
+def _unmoved(y2, moved_shape, axes, ndim) -> np.ndarray:
+    return np.moveaxis(y2.reshape(moved_shape), list(range(ndim - len(axes), ndim)), axes)
+
+
+def batch_moments(x, axis=-1) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and biased variance over every axis but `axis` (Keras's batch statistics)."""
+    x2 = _moved(x, axis)[0]
+    mean = x2.mean(axis=0)
+    return mean, ((x2 - mean) ** 2).mean(axis=0)
+
+
+def batch_norm(x, gamma, beta, mean, variance, epsilon, axis=-1) -> np.ndarray:
+    """gamma * (x - mean) / sqrt(variance + epsilon) + beta per channel (gamma/beta None: 1/0)."""
+    x2, shape, axes = _moved(x, axis)
+    y = (x2 - f64(mean)) / np.sqrt(f64(variance) + epsilon)
+    y = y * (1.0 if gamma is None else f64(gamma)) + (0.0 if beta is None else f64(beta))
+    return _unmoved(y, shape, axes, np.ndim(x))
+
+
+def batch_norm_training_backward(x, grad_y, gamma, epsilon):
+    """Last-axis batch norm with the batch's statistics: (grad_x, grad_gamma, grad_beta), from the chain rule
+    through mean and variance written out term by term (not the compact textbook form)."""
+    x, g = f64(x).reshape(-1, np.shape(x)[-1]), f64(grad_y).reshape(-1, np.shape(x)[-1])
+    n = x.shape[0]
+    gam = 1.0 if gamma is None else f64(gamma)
+    mean = x.mean(0)
+    var = ((x - mean) ** 2).mean(0)
+    s = 1.0 / np.sqrt(var + epsilon)
+    xhat = (x - mean) * s
+    d_xhat = g * gam
+    d_var = (d_xhat * (x - mean)).sum(0) * -0.5 * s ** 3
+    d_mean = -(d_xhat * s).sum(0) + d_var * (-2.0 * (x - mean)).mean(0)
+    gx = d_xhat * s + d_var * 2.0 * (x - mean) / n + d_mean / n
+    return gx.reshape(np.shape(grad_y)), (g * xhat).sum(0), g.sum(0)
+
+
+def layer_norm(x, gamma, beta, axes, epsilon) -> np.ndarray:
+    """Per-sample normalization over `axes` (gamma/beta shaped like those axes, or None)."""
+    x2, shape, axes = _moved(x, axes)
+    mean = x2.mean(axis=1, keepdims=True)
+    var = ((x2 - mean) ** 2).mean(axis=1, keepdims=True)
+    y = (x2 - mean) / np.sqrt(var + epsilon)
+    y = y * (1.0 if gamma is None else f64(gamma).reshape(-1)) + (0.0 if beta is None else f64(beta).reshape(-1))
+    return _unmoved(y, shape, axes, np.ndim(x))

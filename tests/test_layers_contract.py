@@ -210,6 +210,62 @@ for cls, kw in AUGMENTATIONS:
                           options=dict(training_reference_fn=None, grad_training=True)))
 
 
+# Normalization. The test's random weights include the moving variance (uniform in +-0.5), so cases whose
+# inference mode is checked use an epsilon > 0.5; the training-mode checks use the batch statistics.
+def batch_norm_ref(axis=-1, epsilon=1e-3, center=True, scale=True, **_):
+    def fn(x, w):
+        gamma, beta = (w.pop(0) if scale else None), (w.pop(0) if center else None)
+        return ref.batch_norm(x, gamma, beta, w[0], w[1], epsilon, axis)
+    return lambda x, w: fn(x, list(w))
+
+
+def batch_norm_training_ref(axis=-1, epsilon=1e-3, center=True, scale=True, trainable=True, **_):
+    if not trainable:  # Keras 3: a frozen BatchNormalization runs in inference mode, even in training
+        return batch_norm_ref(axis, epsilon, center, scale)
+
+    def fn(x, w):
+        gamma, beta = (w[0] if scale else None), (w[int(scale)] if center else None)
+        return ref.batch_norm(x, gamma, beta, *ref.batch_moments(x, axis), epsilon, axis)
+    return fn
+
+
+def layer_norm_ref(axis=-1, epsilon=1e-3, center=True, scale=True, **_):
+    def fn(x, w):
+        gamma, beta = (w[0] if scale else None), (w[int(scale)] if center else None)
+        return ref.layer_norm(x, gamma, beta, axis, epsilon)
+    return fn
+
+
+for kw, shape, bad_built in [
+    (dict(epsilon=0.75), (2, 5, 7, 3), [(2, 5, 7, 4), (2, 5, 3)]),
+    (dict(axis=1, epsilon=0.75, momentum=0.5), (3, 4, 2, 5), [(3, 5, 2, 5)]),  # channels first: transposed
+    (dict(axis=-2, epsilon=0.6, center=False), (2, 3, 4), [(2, 2, 4)]),
+    (dict(epsilon=0.6, center=False), (1, 3, 3, 1), [(1, 3, 3, 2)]),  # batch 1, channels 1
+    (dict(epsilon=0.6, scale=False), (5, 1), [(5, 2)]),
+    (dict(epsilon=0.6), (1, 1), [(1, 2)]),  # one value per channel: the training output is beta
+    (dict(epsilon=0.75, trainable=False), (2, 3, 3, 2), [(2, 3, 3, 3)]),
+]:
+    CASES.append(Case(layers.BatchNormalization, kw, shape, batch_norm_ref, bad=[()], bad_built=bad_built,
+                      options=dict(training_reference_fn=batch_norm_training_ref(**kw))))
+for kw, shape in [(dict(), (3, 4, 5, 2)), (dict(center=False, scale=False, epsilon=1e-5), (4, 3))]:
+    CASES.append(Case(layers.BatchNormalization, kw, shape, batch_norm_ref, checks=("backward", "need_input_grad"),
+                      options=dict(training_reference_fn=batch_norm_training_ref(**kw)), tag="-default_eps"))
+CASES.append(Case(layers.BatchNormalization, dict(axis=3), (2, 3, 4, 5), batch_norm_ref, bad=[(2, 3)],
+                  checks=("bad_input",), tag="-axis"))
+
+for kw, shape, bad_built in [
+    (dict(), (2, 5, 7, 3), [(2, 5, 7, 4)]),
+    (dict(axis=[1, 2]), (2, 3, 4, 5), [(2, 3, 3, 5), (2, 3, 4)]),  # not the trailing axes: transposed
+    (dict(axis=[1, 2, 3], epsilon=1e-5), (1, 3, 3, 1), [(1, 3, 2, 1)]),
+    (dict(center=False), (3, 1), [(3, 2)]),  # one feature: the output is beta (0 here)
+    (dict(scale=False, epsilon=0.1), (4, 6), [(4, 7)]),
+    (dict(axis=-2), (2, 3, 4), [(2, 4, 4)]),
+]:
+    CASES.append(Case(layers.LayerNormalization, kw, shape, layer_norm_ref, bad=[()], bad_built=bad_built))
+CASES.append(Case(layers.LayerNormalization, dict(axis=[1, 3]), (2, 3, 4, 5), layer_norm_ref, bad=[(2, 3)],
+                  checks=("bad_input",), tag="-axis"))
+
+
 def _params():
     for case in CASES:
         for check in case.checks:

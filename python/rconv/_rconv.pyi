@@ -10,6 +10,7 @@ __all__ = [
     "conv2d", "conv2d_backward", "conv2d_relu_max_pool", "conv2d_relu_max_pool_backward", "pool2d",
     "pool2d_backward", "dense", "dense_backward", "activation", "activation_backward", "loss", "sgd_update",
     "rmsprop_update", "adam_update", "affine_transform", "affine_transform_backward", "num_threads",
+    "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
 ]
 
 _F32 = npt.NDArray[np.float32]
@@ -60,3 +61,17 @@ def affine_transform(
 def affine_transform_backward(
     grad_y: _F32, transforms: _F32, interpolation: str, fill_mode: str, image_shape: Optional[Tuple[int, int]] = None,
 ) -> _F32: ...
+def batch_norm(
+    x: _F32, gamma: Optional[_F32], beta: Optional[_F32], mean: Optional[_F32] = None,
+    variance: Optional[_F32] = None, epsilon: float = 1e-3,
+) -> Tuple[_F32, _F32, _F32]: ...
+def batch_norm_backward(
+    x: _F32, grad_y: _F32, gamma: Optional[_F32], mean: _F32, variance: _F32, epsilon: float, batch_stats: bool,
+    need_grad_x: bool = True,
+) -> Tuple[Optional[_F32], _F32, _F32]: ...
+def layer_norm(
+    x: _F32, gamma: Optional[_F32], beta: Optional[_F32], epsilon: float = 1e-3
+) -> Tuple[_F32, _F32, _F32]: ...
+def layer_norm_backward(
+    x: _F32, grad_y: _F32, gamma: Optional[_F32], mean: _F32, inv_std: _F32, need_grad_x: bool = True
+) -> Tuple[Optional[_F32], _F32, _F32]: ...

@@ -10,6 +10,7 @@ pub mod dense;
 pub mod gemm;
 pub mod geometry;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod simd;

@@ -7,6 +7,7 @@ from .dense import Dense
 from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 from .layer import Layer
 from .merging import Add, Concatenate
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 
 Convolution2D = Conv2D
@@ -14,7 +15,8 @@ Convolution2D = Conv2D
 __all__ = ["Layer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool2D", "AveragePooling2D",
            "AvgPool2D", "Input", "InputLayer", "Flatten", "Dropout", "Activation", "ReLU", "Softmax",
            "Rescaling", "Add", "Concatenate", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-           "RandomContrast", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D"]
+           "RandomContrast", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
+           "BatchNormalization", "LayerNormalization"]
 
 
 def get(class_name: str):
