@@ -89,6 +89,11 @@ fn value_or(v: Option<&[f32]>, c: usize, default: f32) -> f32 {
     v.map_or(default, |v| v[c])
 }
 
+/// `v`, or `cols` copies of `default` when absent (no gamma: 1, no beta: 0).
+fn or_filled(v: Option<&[f32]>, cols: usize, default: f32) -> std::borrow::Cow<'_, [f32]> {
+    v.map_or_else(|| std::borrow::Cow::Owned(vec![default; cols]), std::borrow::Cow::Borrowed)
+}
+
 fn inv_std(variance: &[f32], epsilon: f32) -> Vec<f32> {
     variance.iter().map(|&v| (1.0 / (f64::from(v) + f64::from(epsilon)).sqrt()) as f32).collect()
 }
@@ -127,8 +132,8 @@ pub fn batch_norm_forward(x: &[f32], shape: Rows, gamma: Option<&[f32]>, beta: O
     shape.map_rows("the output", |r0, out| {
         let xs = &x[r0 * cols..r0 * cols + out.len()];
         for (o, i) in out.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
-            for c in 0..cols {
-                o[c] = i[c].mul_add(a[c], b[c]);
+            for ((o, &v), (&ac, &bc)) in o.iter_mut().zip(i).zip(a.iter().zip(&b)) {
+                *o = v * ac + bc;
             }
         }
     })
@@ -148,30 +153,34 @@ pub fn batch_norm_backward(x: &[f32], dy: &[f32], shape: Rows, gamma: Option<&[f
     let s = inv_std(variance, epsilon);
     let [dbeta, dgamma] = shape.column_sums::<2>(|r0, nr, acc| {
         let span = r0 * cols..(r0 + nr) * cols;
+        let (sum_g, sum_gx) = acc.split_at_mut(cols);
         for (xr, gr) in x[span.clone()].chunks_exact(cols).zip(dy[span].chunks_exact(cols)) {
-            for c in 0..cols {
-                let g = f64::from(gr[c]);
-                acc[c] += g;
-                acc[cols + c] += g * f64::from((xr[c] - mean[c]) * s[c]);
+            let terms = sum_g.iter_mut().zip(sum_gx.iter_mut()).zip(xr.iter().zip(gr)).zip(mean.iter().zip(&s));
+            for (((sg, sgx), (&xv, &gv)), (&m, &sc)) in terms {
+                let g = f64::from(gv);
+                *sg += g;
+                *sgx += g * f64::from((xv - m) * sc);
             }
         }
     });
     let dx = need_grad_x.then(|| {
-        let a: Vec<f32> = (0..cols).map(|c| value_or(gamma, c, 1.0) * s[c]).collect();
+        // Training: dx = a * (dy - dbeta / n - x_hat * dgamma / n), a = gamma * s; inference: dx = a * dy.
+        // Per channel that is dx = a * dy + k1 * x + k0.
         let n = shape.rows as f64;
-        // Training: dx = a * (dy - dbeta / n - x_hat * dgamma / n); inference: dx = a * dy.
-        let (mb, mg): (Vec<f32>, Vec<f32>) = if batch_stats {
-            (dbeta.iter().map(|v| (v / n) as f32).collect(), dgamma.iter().map(|v| (v / n) as f32).collect())
-        } else {
-            (vec![0.0; cols], vec![0.0; cols])
-        };
+        let (mut a, mut k1, mut k0) = (vec![0.0f32; cols], vec![0.0f32; cols], vec![0.0f32; cols]);
+        for c in 0..cols {
+            let ac = f64::from(value_or(gamma, c, 1.0)) * f64::from(s[c]);
+            let (mb, mg) = if batch_stats { (dbeta[c] / n, dgamma[c] / n) } else { (0.0, 0.0) };
+            let slope = -ac * mg * f64::from(s[c]);
+            (a[c], k1[c], k0[c]) = (ac as f32, slope as f32, (-ac * mb - slope * f64::from(mean[c])) as f32);
+        }
         shape.map_rows("the input gradient", |r0, out| {
             let span = r0 * cols..r0 * cols + out.len();
             let rows = out.chunks_exact_mut(cols).zip(x[span.clone()].chunks_exact(cols)).zip(dy[span].chunks_exact(cols));
             for ((o, xr), gr) in rows {
-                for c in 0..cols {
-                    let xhat = (xr[c] - mean[c]) * s[c];
-                    o[c] = a[c] * (gr[c] - mb[c] - xhat * mg[c]);
+                let terms = o.iter_mut().zip(xr.iter().zip(gr)).zip(a.iter().zip(k1.iter().zip(&k0)));
+                for ((o, (&xv, &gv)), (&ac, (&k1c, &k0c))) in terms {
+                    *o = ac * gv + k1c * xv + k0c;
                 }
             }
         })
@@ -179,11 +188,25 @@ pub fn batch_norm_backward(x: &[f32], dy: &[f32], shape: Rows, gamma: Option<&[f
     Ok((dx.transpose()?, dgamma.iter().map(|&v| v as f32).collect(), dbeta.iter().map(|&v| v as f32).collect()))
 }
 
+/// `sum(f(v) for v in row)` in float64 over four interleaved partial sums (a fixed order, so deterministic,
+/// without one long chain of dependent additions).
+fn row_sum(row: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    let chunks = row.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f(v);
+        }
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
+}
+
 /// Mean and 1 / sqrt(biased variance + epsilon) of one row, in float64.
 fn row_stats(row: &[f32], epsilon: f32) -> (f64, f64) {
     let n = row.len() as f64;
-    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    let mean = row_sum(row, f64::from) / n;
+    let var = row_sum(row, |v| (f64::from(v) - mean).powi(2)) / n;
     (mean, 1.0 / (var + f64::from(epsilon)).sqrt())
 }
 
@@ -193,14 +216,15 @@ pub fn layer_norm_forward(x: &[f32], shape: Rows, gamma: Option<&[f32]>, beta: O
     shape.check_vec("gamma", gamma)?;
     shape.check_vec("beta", beta)?;
     let cols = shape.cols;
+    let (gamma, beta) = (or_filled(gamma, cols, 1.0), or_filled(beta, cols, 0.0));
     let stats: Vec<(f64, f64)> = x.par_chunks(cols).map(|row| row_stats(row, epsilon)).collect();
     let y = shape.map_rows("the output", |r0, out| {
         let xs = &x[r0 * cols..r0 * cols + out.len()];
         for (r, (o, i)) in out.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)).enumerate() {
             let (m, s) = stats[r0 + r];
             let (m, s) = (m as f32, s as f32);
-            for c in 0..cols {
-                o[c] = ((i[c] - m) * s).mul_add(value_or(gamma, c, 1.0), value_or(beta, c, 0.0));
+            for ((o, &v), (&g, &b)) in o.iter_mut().zip(i).zip(gamma.iter().zip(beta.iter())) {
+                *o = (v - m) * s * g + b;
             }
         }
     })?;
@@ -217,14 +241,16 @@ pub fn layer_norm_backward(x: &[f32], dy: &[f32], shape: Rows, gamma: Option<&[f
     if mean.len() != rows || inv_std.len() != rows {
         shape_err!("`mean` and `inv_std` need {rows} values (one per row), got {} and {}", mean.len(), inv_std.len());
     }
+    let gamma = or_filled(gamma, cols, 1.0);
     let [dbeta, dgamma] = shape.column_sums::<2>(|r0, nr, acc| {
         let span = r0 * cols..(r0 + nr) * cols;
+        let (sum_g, sum_gx) = acc.split_at_mut(cols);
         for (r, (xr, gr)) in x[span.clone()].chunks_exact(cols).zip(dy[span].chunks_exact(cols)).enumerate() {
             let (m, s) = (mean[r0 + r], inv_std[r0 + r]);
-            for c in 0..cols {
-                let g = f64::from(gr[c]);
-                acc[c] += g;
-                acc[cols + c] += g * f64::from((xr[c] - m) * s);
+            for ((sg, sgx), (&xv, &gv)) in sum_g.iter_mut().zip(sum_gx.iter_mut()).zip(xr.iter().zip(gr)) {
+                let g = f64::from(gv);
+                *sg += g;
+                *sgx += g * f64::from((xv - m) * s);
             }
         }
     });
@@ -236,15 +262,14 @@ pub fn layer_norm_backward(x: &[f32], dy: &[f32], shape: Rows, gamma: Option<&[f
             for (r, ((o, xr), gr)) in rows.enumerate() {
                 let (m, s) = (mean[r0 + r], inv_std[r0 + r]);
                 let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                for c in 0..cols {
-                    let g = f64::from(gr[c] * value_or(gamma, c, 1.0));
+                for ((&xv, &gv), &gm) in xr.iter().zip(gr).zip(gamma.iter()) {
+                    let g = f64::from(gv * gm);
                     sg += g;
-                    sgx += g * f64::from((xr[c] - m) * s);
+                    sgx += g * f64::from((xv - m) * s);
                 }
                 let (mg, mgx) = ((sg / cols as f64) as f32, (sgx / cols as f64) as f32);
-                for c in 0..cols {
-                    let xhat = (xr[c] - m) * s;
-                    o[c] = s * (gr[c] * value_or(gamma, c, 1.0) - mg - xhat * mgx);
+                for ((o, (&xv, &gv)), &gm) in o.iter_mut().zip(xr.iter().zip(gr)).zip(gamma.iter()) {
+                    *o = s * (gv * gm - mg - (xv - m) * s * mgx);
                 }
             }
         })
