@@ -10,12 +10,17 @@
 from __future__ import annotations
 
 import copy
+import math
 
 from .. import activations, config
 from .fused import ConvReluMaxPool, fusable
 
 
-def fuse_conv_pool(steps: list, output_slots: list) -> list:
+# The fused kernel records each pooled value's winner as a uint32 offset into the image's conv output.
+_FUSABLE_OUTPUT = 2 ** 32 - 1
+
+
+def fuse_conv_pool(steps: list, output_slots: list, shapes=None) -> list:
     readers: dict = {}
     for i, step in enumerate(steps):
         for p in step.parents if step is not None else ():
@@ -28,6 +33,9 @@ def fuse_conv_pool(steps: list, output_slots: list) -> list:
         pool_step = steps[pool_slot]
         if conv_step.multi or not fusable(conv_step.layer, pool_step.layer):
             continue
+        per_image = shapes[conv_slot][1:] if shapes is not None else ()
+        if None not in per_image and math.prod(per_image) >= _FUSABLE_OUTPUT:
+            continue  # too large for the winner offsets: the unfused ops (and their MemoryError) handle it
         steps[pool_slot] = pool_step.replaced(runner=ConvReluMaxPool(conv_step.layer, pool_step.layer),
                                               owner=conv_step.layer, parents=conv_step.parents)
         steps[conv_slot] = conv_step.replaced(skip=True)
@@ -57,7 +65,7 @@ def variant(plan, split_slots=frozenset()) -> list:
     if steps is None:
         steps = plan.steps
         if key[1]:
-            steps = fuse_conv_pool(steps, plan.output_slots)
+            steps = fuse_conv_pool(steps, plan.output_slots, [t.shape for t in plan.tensors])
         if split_slots:
             steps = split_output_activation(steps, split_slots)
         cache[key] = steps
