@@ -285,3 +285,12 @@ def test_fusion_setting_from_environment():
     out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "RCONV_FUSION": "0"},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_pairs_too_large_for_winner_offsets_stay_unfused():
+    big = rconv.Sequential([rconv.Input((100, 100, 1)), layers.Conv2D(1_000_000, 1, activation="relu"),
+                            layers.MaxPooling2D(2)])  # 10^10 conv outputs per image > 2^32
+    assert not any(s is not None and s.skip for s in passes.variant(big._plan))
+    small = rconv.Sequential([rconv.Input((100, 100, 1)), layers.Conv2D(4, 1, activation="relu"),
+                              layers.MaxPooling2D(2)])
+    assert any(s is not None and s.skip for s in passes.variant(small._plan))
