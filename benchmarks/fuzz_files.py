@@ -9,6 +9,7 @@ with its first case. `--repro-dir DIR` copies the smallest reproducer of each cl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -73,9 +74,10 @@ def main() -> None:
             print(f"  {len(rs):5d} {cls}\n        {rs[0].line()[:400]}")
     if args.repro_dir:
         index = harness.save_repros(results, args.repro_dir)
+        quick = dataclasses.replace(cfg, timeout=min(cfg.timeout, 4.0))  # each shrinking trial is a run
         for entry in index:  # byte mutations: shrink to the fewest changed bytes that fail the same way
             first = classes[entry["class"]][0]
-            shrunk = minimize.minimize_bytes(cfg, first) if entry["file"] else None
+            shrunk = minimize.minimize_bytes(quick, first) if entry["file"] else None
             if shrunk:
                 data, positions = shrunk
                 name = entry["file"].replace(f"_case{first.case}", f"_case{first.case}_min")

@@ -71,6 +71,20 @@ def _state(model) -> list:
     return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
 
+def _shift(model) -> None:
+    """Move every weight and optimizer variable off the seed file's values (which the target model was loaded
+    from), so that a load which assigns anything before failing is visible as a change."""
+    import numpy as np
+    for v in model.weights:
+        v.assign(v.numpy() + 0.5)
+    opt = getattr(model, "optimizer", None)
+    for v in list(getattr(opt, "variables", None) or []):
+        if hasattr(v, "assign"):
+            v.assign(np.asarray(v.numpy()) + 1)
+        elif isinstance(v, np.ndarray) and v.flags.writeable:
+            v += 1
+
+
 def _same(a, b) -> bool:
     import numpy as np
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
@@ -92,6 +106,7 @@ def run(case, model_sources: dict, rss_bound: int) -> dict:
     model = None
     if case.op == "load_weights":
         model = rconv.models.load_model(model_sources[case.seed])
+        _shift(model)
         before = _state(model)
     gc.collect()
     _reset_peak()
