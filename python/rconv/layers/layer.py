@@ -107,7 +107,14 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
+        """Like Keras, setting it on a layer that holds layers (a model) sets it on all of them too."""
         self._trainable = bool(value)
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    def _sublayers(self) -> list:
+        """The layers this layer is made of (a model's); plain layers have none."""
+        return []
 
     @property
     def weights(self) -> list:

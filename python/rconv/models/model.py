@@ -168,16 +168,8 @@ class Model(Trainer, Layer):
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
 
-    @property
-    def trainable(self) -> bool:
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        """Like Keras, setting a model's `trainable` sets it on all of its layers too."""
-        self._trainable = bool(value)
-        for layer in self.layers:
-            layer.trainable = value
+    def _sublayers(self) -> list:
+        return self.layers
 
     def count_params(self) -> int:
         if not self.built:
