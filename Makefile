@@ -8,12 +8,13 @@ PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 
-.PHONY: build train test test-python test-portable test-rust test-wheel wheel lint lint-rust lint-python bench clean
+.PHONY: build train docs test test-python test-portable test-rust test-wheel wheel lint lint-rust lint-python bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime ruff mypy ziglang
+	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime ruff mypy ziglang \
+		mkdocs mkdocs-material "mkdocstrings[python]"
 	touch $@
 
 build: $(VENV)/.deps
@@ -54,7 +55,7 @@ test-portable: build
 
 # What `make test` (and so CI) gates on: the static checks first (fast), the Rust tests, the Python suite against
 # the installed wheel, and the kernel tests again on the portable paths.
-TEST_GATES := lint test-rust test-wheel test-portable
+TEST_GATES := lint test-rust test-wheel test-portable docs
 test: $(TEST_GATES)
 
 # Static checks. Python paths are the ones ruff checks; its rules are in pyproject.toml.
@@ -71,6 +72,11 @@ lint-rust:
 lint-python: build
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m mypy.stubtest rconv._rconv
+
+# The documentation site (mkdocs.yml, docs/): API pages generated from the docstrings by mkdocstrings (static
+# analysis of python/, so no build needed), every warning an error. Offline; the site goes to target/site.
+docs: $(VENV)/.deps
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 bench: build
 	$(PY) benchmarks/ops.py
