@@ -45,6 +45,23 @@ test-wheel: wheel
 	cd tests && ../$(WHEEL_VENV)/bin/python -c "import rconv, sys; assert '/python/' not in rconv.__file__, rconv.__file__"
 	$(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
+# The source distribution, and a check that it builds and works where no wheel fits: pip builds it from source
+# (maturin as the build backend, cargo for the crate) in a fresh venv, which then trains a tiny model.
+sdist: $(VENV)/.deps
+	rm -rf dist-sdist
+	$(VENV)/bin/maturin sdist --out dist-sdist
+SDIST_VENV := .venv-sdist
+test-sdist: sdist
+	rm -rf $(SDIST_VENV)
+	$(PYTHON) -m venv $(SDIST_VENV)
+	$(SDIST_VENV)/bin/python -m pip install --quiet dist-sdist/rconv-*.tar.gz
+	cd /tmp && $(abspath $(SDIST_VENV))/bin/python -c "import numpy as np, rconv; \
+		m = rconv.Sequential([rconv.Input((6, 6, 1)), rconv.layers.Conv2D(2, 3, activation='relu'), \
+		rconv.layers.MaxPooling2D(), rconv.layers.Flatten(), rconv.layers.Dense(2, activation='softmax')]); \
+		m.compile('adam', 'sparse_categorical_crossentropy'); \
+		h = m.fit(np.ones((4, 6, 6, 1), 'float32'), np.array([0, 1, 0, 1]), epochs=2, verbose=0); \
+		assert '/site-packages/rconv/' in rconv.__file__, rconv.__file__; print('sdist OK', h.history['loss'])"
+
 # The suite against the development build (maturin develop), for quick local runs.
 test-python: build
 	$(PY) -m pytest -q
@@ -54,8 +71,8 @@ test-portable: build
 	RCONV_KERNELS=portable $(PY) -m pytest -q tests/test_ops_conv.py tests/test_ops_conv_pool.py tests/test_ops_pool.py tests/test_ops_dense_activation.py
 
 # What `make test` (and so CI) gates on: the static checks first (fast), the Rust tests, the Python suite against
-# the installed wheel, and the kernel tests again on the portable paths.
-TEST_GATES := lint test-rust test-wheel test-portable docs
+# the installed wheel, the kernel tests again on the portable paths, the sdist built from source, and the docs.
+TEST_GATES := lint test-rust test-wheel test-portable test-sdist docs
 test: $(TEST_GATES)
 
 # Static checks. Python paths are the ones ruff checks; its rules are in pyproject.toml.
