@@ -89,6 +89,8 @@ lint-rust:
 lint-python: build
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m mypy.stubtest rconv._rconv
+	# mypy accepts user scripts written against rconv (the package ships py.typed and _rconv.pyi).
+	$(PY) -m mypy examples
 
 # The documentation site (mkdocs.yml, docs/): API pages generated from the docstrings by mkdocstrings (static
 # analysis of python/, so no build needed), every warning an error. Offline; the site goes to target/site.
