@@ -82,6 +82,8 @@ def test_dict_outputs_and_losses():
     assert sorted(out) == ["cls", "reg"] and out["cls"].shape == (48, 2)
     with pytest.raises(ValueError, match="do not correspond to any model output"):
         model.compile("adam", loss={"nope": "mse"})
+    model.compile("adam", loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"})  # no metrics at all
+    assert sorted(model.fit({"a": xa}, {"cls": y1, "reg": y2}, verbose=0).history) == ["cls_loss", "loss", "reg_loss"]
 
 
 def test_keras_written_multi_io_files_load_and_predict():

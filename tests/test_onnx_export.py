@@ -51,11 +51,13 @@ def test_seed_003_functional_with_augmentation_and_same_padding(tmp_path):
     _check(model, (np.random.default_rng(1).random((2, 37, 41, 3), dtype=np.float32) * 255), tmp_path)
 
 
-def test_residual_multi_output_model_with_operations(tmp_path):
+def test_residual_multi_output_model_with_batch_norm_and_operations(tmp_path):
     rconv.utils.set_random_seed(0)
     a = rconv.Input((9, 9, 4), name="a")
     b = rconv.Input((6,), name="b")
-    h = layers.Conv2D(4, 3, padding="same", activation="relu")(a)
+    h = layers.Conv2D(4, 3, padding="same", use_bias=False)(a)
+    h = layers.BatchNormalization()(h)
+    h = layers.Activation("relu")(h)
     h = layers.Add()([h, a])
     h = layers.MaxPooling2D(3, strides=2, padding="same")(h)
     g = layers.GlobalAveragePooling2D()(h)
@@ -65,7 +67,12 @@ def test_residual_multi_output_model_with_operations(tmp_path):
     y2 = layers.Dense(1, name="y2")(z)
     model = rconv.Model([a, b], [y1, y2])
     rng = np.random.default_rng(2)
-    _check(model, [rng.random((2, 9, 9, 4), dtype=np.float32), rng.random((2, 6), dtype=np.float32)], tmp_path)
+    data = [rng.random((8, 9, 9, 4), dtype=np.float32), rng.random((8, 6), dtype=np.float32)]
+    model.compile("adam", ["sparse_categorical_crossentropy", "mse"])
+    model.fit(data, [rng.integers(0, 3, 8), rng.random((8, 1), dtype=np.float32)], epochs=2, verbose=0)
+    bn = next(layer for layer in model.layers if isinstance(layer, layers.BatchNormalization))
+    assert np.any(bn.moving_mean.numpy() != 0)  # trained moving statistics are what gets exported
+    _check(model, [x[:3] for x in data], tmp_path)
 
 
 def test_unsupported_layer_is_named(tmp_path):

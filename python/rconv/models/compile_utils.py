@@ -99,6 +99,8 @@ class CompileMetrics:
         n = len(self.output_names)
         if isinstance(metrics, dict):
             per_output = _per_output(metrics, self.output_names, "metrics")
+        elif not metrics:
+            per_output = [[] for _ in range(n)]
         elif n > 1:  # Keras 3: a list for several outputs has one entry (a metric or a list) per output
             per_output = _per_output(list(metrics), self.output_names, "metrics")
         else:
