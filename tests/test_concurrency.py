@@ -206,3 +206,25 @@ def test_set_weights_during_fit():
     assert looper.results
     m.set_weights(fixed)
     assert all(np.array_equal(a, b) for a, b in zip(m.get_weights(), fixed))
+
+
+@pytest.mark.parametrize("read", ["get_weights", "save_weights"])
+def test_weights_read_during_fit_are_whole_steps(read, tmp_path):
+    """get_weights / save_weights from another thread during fit give one step's weights, never a mix."""
+    m = _model("adam")
+    snapshots = _Snapshots(m)
+    path = tmp_path / "w.weights.h5"
+
+    def take():
+        if read == "get_weights":
+            return m.get_weights()
+        m.save_weights(path)
+        probe = _model("adam")
+        probe.load_weights(path)
+        return probe.get_weights()
+
+    _, looper = _fit_with(m, take, callbacks=[snapshots], epochs=2)
+    allowed = {b"".join(w.tobytes() for w in state) for state in snapshots.states}
+    assert len(allowed) > 1
+    torn = [i for i, ws in enumerate(looper.results) if b"".join(w.tobytes() for w in ws) not in allowed]
+    assert not torn, f"{len(torn)} of {len(looper.results)} weight reads match no step"

@@ -134,8 +134,13 @@ class Layer:
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
 
+    def _weights_lock(self):
+        """A model's step lock (weights change only between training steps), else a no-op context."""
+        return getattr(self, "_step_lock", None) or contextlib.nullcontext()
+
     def get_weights(self) -> list:
-        return [v.numpy() for v in self.weights]
+        with self._weights_lock():  # a whole step's weights, never a mix
+            return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights) -> None:
         """Assign all weights at once; nothing is assigned unless every shape matches."""
@@ -149,7 +154,7 @@ class Layer:
             if value.shape != var.shape:
                 raise ValueError(f"{kind} '{self.name}': weight '{var.path}' has shape {var.shape}, but the "
                                  f"provided array has shape {value.shape}")
-        with getattr(self, "_step_lock", None) or contextlib.nullcontext():  # a model: between training steps
+        with self._weights_lock():  # a model: between training steps
             for var, value in zip(variables, weights):
                 var.assign(value)
 

@@ -265,14 +265,18 @@ class Model(Trainer, Layer):
         return self(inputs, training=training)
 
     # --- saving (see rconv.saving) -------------------------------------------------------------------
+    # Saving and loading hold the step lock: a concurrent fit() never saves or sees half of a step's weights.
     def save(self, filepath, overwrite=True, **kwargs):
-        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+        with self._weights_lock():
+            saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        with self._weights_lock():
+            saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
-        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+        with self._weights_lock():
+            saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def export(self, filepath, format="onnx", verbose=True, **kwargs):
         """Keras 3's `Model.export`: `format="onnx"` writes an ONNX model (NHWC inputs, like this model)."""
