@@ -294,3 +294,44 @@ def test_pairs_too_large_for_winner_offsets_stay_unfused():
     small = rconv.Sequential([rconv.Input((100, 100, 1)), layers.Conv2D(4, 1, activation="relu"),
                               layers.MaxPooling2D(2)])
     assert any(s is not None and s.skip for s in passes.variant(small._plan))
+
+
+def _bn_model():
+    rconv.utils.set_random_seed(0)
+    x = rconv.Input((7, 9, 3))
+    h = layers.Conv2D(5, 3, padding="same", use_bias=False)(x)        # folded: linear conv -> BN
+    h = layers.Activation("relu")(layers.BatchNormalization()(h))
+    h = layers.Conv2D(4, 3, activation="relu")(h)                     # not folded: ReLU sits between
+    h = layers.BatchNormalization()(h)
+    h = layers.Dense(6)(layers.Flatten()(h))                          # folded: dense with bias -> BN
+    y = layers.Dense(2, activation="softmax")(layers.BatchNormalization(epsilon=0.01)(h))
+    model = rconv.Model(x, y)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(16, 7, 9, 3)).astype(np.float32)
+    model.fit(data, rng.integers(0, 2, 16), batch_size=8, epochs=2, verbose=0)  # non-trivial moving statistics
+    return model, data
+
+
+def test_batch_norm_folds_into_the_linear_layer_before_it_at_inference(monkeypatch):
+    model, data = _bn_model()
+    inference = passes.variant(model._plan, inference=True)
+    folded = [s for s in inference if s is not None and type(s.runner).__name__ == "FoldedBatchNorm"]
+    assert [type(s.runner.layer).__name__ for s in folded] == ["Conv2D", "Dense"]
+    assert not any(type(s.runner).__name__ == "FoldedBatchNorm" for s in passes.variant(model._plan) if s)
+    calls = []
+    real = ops.batch_norm
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "batch_norm", spy)
+    got = model.predict(data, verbose=0)
+    assert len(calls) == 1  # only the BN after the ReLU conv runs as its own pass
+    set_fusion(False)
+    want = model.predict(data, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    set_fusion(True)
+    logs = model.evaluate(data, np.zeros(16), verbose=0, return_dict=True)
+    assert np.isfinite(logs["loss"])

@@ -103,13 +103,10 @@ def _rescaling(g, layer, x):
 
 def _batch_norm(g, layer, x):
     """Inference batch normalization on the channel axis (last): x * scale + shift."""
-    var = layer.moving_variance.numpy().astype(np.float64)
-    scale = 1.0 / np.sqrt(var + layer.epsilon)
-    if getattr(layer, "scale", True) and getattr(layer, "gamma", None) is not None:
-        scale = scale * layer.gamma.numpy()
-    shift = -layer.moving_mean.numpy() * scale
-    if getattr(layer, "center", True) and getattr(layer, "beta", None) is not None:
-        shift = shift + layer.beta.numpy()
+    if layer.axis not in (-1, len(layer.input_shape) - 1):
+        raise ValueError(f"ONNX export: BatchNormalization '{layer.name}' normalizes axis {layer.axis}; only the "
+                         "channel (last) axis is exported")
+    scale, shift = layer.inference_affine()
     y = g.op("Mul", [x, g.const(f"{layer.name}_scale", scale.astype(np.float32))], layer.name)
     return g.op("Add", [y, g.const(f"{layer.name}_shift", shift.astype(np.float32))], f"{layer.name}_shift")
 

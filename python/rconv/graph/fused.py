@@ -7,6 +7,8 @@ summation order). `rconv.config.disable_kernel_fusion()` turns it off.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import activations, ops
 from ..layers.conv import Conv2D
 from ..layers.pooling import MaxPooling2D
@@ -45,3 +47,24 @@ class ConvReluMaxPool:
         grad_x, grad_k, grad_b = ops.conv2d_relu_max_pool_backward(
             inputs, self.conv.kernel.value, grad_outputs, winners, *self._args(), need_grad_x=need_input_grad)
         return grad_x, ([grad_k, grad_b] if self.conv.use_bias else [grad_k])
+
+
+class FoldedBatchNorm:
+    """Inference runner of a linear Conv2D/Dense followed by a BatchNormalization on its channel axis: one
+    convolution (or matmul) with the normalization folded into its kernel and bias, computed from the current
+    weights at each call. No intermediate output, no separate normalization pass."""
+
+    differentiable = False  # inference variants only: training runs the layers themselves
+
+    def __init__(self, layer, bn):
+        self.layer, self.bn = layer, bn
+        self.name = f"{layer.name}+{bn.name}"
+
+    def forward(self, inputs, training=False):
+        scale, shift = self.bn.inference_affine()
+        kernel = (self.layer.kernel.value * scale).astype(np.float32)
+        bias = shift if not self.layer.use_bias else self.layer.bias.value * scale + shift
+        return self.layer.linear(inputs, kernel, np.asarray(bias, np.float32)), None
+
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        raise RuntimeError(f"{self.name}: a folded batch normalization runs in inference only")

@@ -13,7 +13,10 @@ import copy
 import math
 
 from .. import activations, config
-from .fused import ConvReluMaxPool, fusable
+from ..layers.conv import Conv2D
+from ..layers.dense import Dense
+from ..layers.normalization import BatchNormalization
+from .fused import ConvReluMaxPool, FoldedBatchNorm, fusable
 
 
 # The fused kernel records each pooled value's winner as a uint32 offset into the image's conv output.
@@ -42,6 +45,32 @@ def fuse_conv_pool(steps: list, output_slots: list, shapes=None) -> list:
     return steps
 
 
+def fold_batch_norm(steps: list, output_slots: list, tensors: list) -> list:
+    """Inference only: a BatchNormalization on the channel (last) axis whose input is the output of a linear
+    Conv2D/Dense read by nothing else runs as that layer with the normalization folded into kernel and bias."""
+    readers: dict = {}
+    for i, step in enumerate(steps):
+        for p in step.parents if step is not None else ():
+            readers.setdefault(p, []).append(i)
+    steps = list(steps)
+    for bn_slot, bn_step in enumerate(steps):
+        if bn_step is None or bn_step.multi or type(bn_step.layer) is not BatchNormalization:
+            continue
+        rank = len(tensors[bn_slot].shape)
+        prev_slot = bn_step.parents[0]
+        prev = steps[prev_slot]
+        if bn_step.layer.axis not in (-1, rank - 1) or prev is None or prev.skip or prev.multi:
+            continue
+        if type(prev.layer) not in (Conv2D, Dense) or prev.layer.activation is not activations.linear:
+            continue
+        if readers.get(prev_slot) != [bn_slot] or prev_slot in output_slots:
+            continue
+        steps[bn_slot] = bn_step.replaced(runner=FoldedBatchNorm(prev.layer, bn_step.layer), owner=prev.layer,
+                                          parents=prev.parents)
+        steps[prev_slot] = prev.replaced(skip=True)
+    return steps
+
+
 def without_activation(layer):
     """The layer computing its pre-activation output, sharing its weights (a shallow copy)."""
     linear = copy.copy(layer)
@@ -57,15 +86,18 @@ def split_output_activation(steps: list, slots) -> list:
     return steps
 
 
-def variant(plan, split_slots=frozenset()) -> list:
-    """The steps to run for this plan with the current settings; cached on the plan per variant."""
-    key = (frozenset(split_slots), config.is_kernel_fusion_enabled())
+def variant(plan, split_slots=frozenset(), inference=False) -> list:
+    """The steps to run for this plan with the current settings; cached on the plan per variant. `inference`
+    variants (predict, evaluate) also fold batch normalizations into the layer before them."""
+    key = (frozenset(split_slots), config.is_kernel_fusion_enabled(), bool(inference))
     cache = plan.__dict__.setdefault("_variants", {})
     steps = cache.get(key)
     if steps is None:
         steps = plan.steps
         if key[1]:
             steps = fuse_conv_pool(steps, plan.output_slots, [t.shape for t in plan.tensors])
+            if inference:
+                steps = fold_batch_norm(steps, plan.output_slots, plan.tensors)
         if split_slots:
             steps = split_output_activation(steps, split_slots)
         cache[key] = steps

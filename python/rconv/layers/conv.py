@@ -54,11 +54,13 @@ class Conv2D(Layer):
                              f"(output would be {out})")
         return out
 
+    def linear(self, inputs, kernel, bias, relu=False):
+        """The convolution with the given kernel and bias (the layer's own, or folded ones)."""
+        return ops.conv2d(inputs, kernel, bias, self.strides, self.padding, activation="relu" if relu else None)
+
     def forward(self, inputs, training=False):
-        bias = self.bias.value if self.use_bias else None
         fuse = self.activation is activations.relu  # ReLU runs inside the kernel
-        z = ops.conv2d(inputs, self.kernel.value, bias, self.strides, self.padding,
-                       activation="relu" if fuse else None)
+        z = self.linear(inputs, self.kernel.value, self.bias.value if self.use_bias else None, relu=fuse)
         y = z if fuse else self.activation(z)
         return y, (inputs, y)
 

@@ -33,14 +33,15 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, inputs, training=False):
-        lead = inputs.shape[:-1]
+    def linear(self, inputs, kernel, bias, relu=False):
+        """inputs @ kernel + bias on the last axis (the layer's own weights, or folded ones)."""
         x2 = inputs.reshape(-1, inputs.shape[-1]) if inputs.ndim != 2 else inputs
+        z = ops.dense(x2, kernel, bias, activation="relu" if relu else None)
+        return z if inputs.ndim == 2 else z.reshape(inputs.shape[:-1] + (kernel.shape[-1],))
+
+    def forward(self, inputs, training=False):
         fuse = self.activation is activations.relu  # ReLU runs inside the kernel
-        z = ops.dense(x2, self.kernel.value, self.bias.value if self.use_bias else None,
-                      activation="relu" if fuse else None)
-        if inputs.ndim != 2:
-            z = z.reshape(lead + (self.units,))
+        z = self.linear(inputs, self.kernel.value, self.bias.value if self.use_bias else None, relu=fuse)
         y = z if fuse else self.activation(z)
         return y, (inputs, y)
 

@@ -148,6 +148,17 @@ class BatchNormalization(_Normalization):
         self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, trainable=False,
                                                name="moving_variance")
 
+    def inference_affine(self):
+        """(scale, shift), float64, per channel: in inference the layer computes x * scale + shift (what the
+        graph pass folding it into the layer before it and the ONNX export use)."""
+        scale = 1.0 / np.sqrt(self.moving_variance.numpy().astype(np.float64) + self.epsilon)
+        if self.gamma is not None:
+            scale = scale * self.gamma.numpy()
+        shift = -self.moving_mean.numpy() * scale
+        if self.beta is not None:
+            shift = shift + self.beta.numpy()
+        return scale, shift
+
     def forward(self, inputs, training=False):
         layout = self._prepare(inputs)
         x = layout.to_rows(inputs)

@@ -258,7 +258,8 @@ class Model(Trainer, Layer):
                 inputs = self._flatten_data(inputs, self._inputs_struct, self.input_names, "input")
             return super().__call__(inputs, training=training)
         flat = self._prepare_inputs(inputs)
-        outs, _ = executor.forward(self._plan, passes.variant(self._plan), flat, training=training)
+        steps = passes.variant(self._plan, inference=not training)
+        outs, _ = executor.forward(self._plan, steps, flat, training=training)
         return self._pack(outs, self._outputs_struct)
 
     def call(self, inputs, training=None):

@@ -154,11 +154,11 @@ class Trainer:
         return self._compile_loss.prepare_targets(flat, [t.shape for t in self.outputs],
                                                   where=f"Model '{self.name}': ")
 
-    def _output_plan(self):
+    def _output_plan(self, training: bool):
         """(steps to run, per output: fused with the loss?, final activation name), per plan and setting."""
         plan = self._plan
         split = self._compile_loss.fused_slots(plan)
-        steps = passes.variant(plan, split)
+        steps = passes.variant(plan, split, inference=not training)
         key = (id(plan), id(steps))
         cached = getattr(self, "_output_plan_cache", None)
         if cached is None or cached[0] != key:
@@ -205,7 +205,7 @@ class Trainer:
         loss_tracker, compile_metrics = state
         xs = self._prepare_inputs(x)
         plan = self._plan
-        steps, fused, acts = self._output_plan()
+        steps, fused, acts = self._output_plan(training)
         ys = self._targets(y, compile_metrics)
         for t in ys:
             if t is not None and len(t) != len(xs[0]):
@@ -414,5 +414,5 @@ class Trainer:
         and a training step may run as soon as the lock is released)."""
         with self._step_lock:
             xs = self._prepare_inputs(x)
-            outs, _ = executor.forward(self._plan, passes.variant(self._plan), xs, training=False)
+            outs, _ = executor.forward(self._plan, passes.variant(self._plan, inference=True), xs, training=False)
             return [np.array(out, np.float32) for out in outs]
