@@ -1,194 +1,32 @@
 //! `rconv._rconv`: thin PyO3 bindings over the kernels in `ops`. Each function checks dtypes and
 //! shapes, borrows the NumPy buffers without copying, releases the GIL around the kernel, and maps
-//! errors once: dtype problems to TypeError, shape problems to ValueError, a panic to RuntimeError.
+//! errors once: dtype problems to TypeError, shape problems to ValueError, allocation failures to
+//! MemoryError, a panic to RuntimeError. The shared argument/error/run helpers are in `py::args`;
+//! the normalization bindings in `py::norm`.
 
 mod alloc;
 mod error;
 pub mod ops;
 mod pool;
+mod py;
 
 /// Reuses freed activation-sized blocks across steps instead of re-faulting fresh pages (see alloc.rs).
 #[global_allocator]
 static ALLOCATOR: alloc::ReusingAllocator = alloc::ReusingAllocator;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use numpy::ndarray::{ArrayD, IxDyn};
-use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use error::{OpError, OpResult};
+use error::OpError;
+use py::args::*;
 use ops::activation::Activation;
 use ops::augment::{FillMode, Interpolation, Resample};
 use ops::conv::Conv2d;
 use ops::conv_pool::ConvReluMaxPool;
 use ops::dense::Dense;
 use ops::geometry::Padding;
-use ops::norm::Rows;
 use ops::loss::{LossKind, Labels};
 use ops::pool::{Pool2d, PoolKind};
-
-type Array<'py> = Bound<'py, PyArrayDyn<f32>>;
-
-/// The one mapping from the core's errors to Python exceptions, each message prefixed by the op.
-fn py_err(op: &str, e: OpError) -> PyErr {
-    let message = format!("{op}: {e}");
-    match e {
-        OpError::Shape(_) => PyValueError::new_err(message),
-        OpError::Type(_) => PyTypeError::new_err(message),
-        OpError::Memory(_) => PyMemoryError::new_err(message),
-        OpError::Internal(_) => PyRuntimeError::new_err(message),
-    }
-}
-
-/// `.map_err(shape_error(op))`: an `OpError` from the core (of any kind, despite the historical name) as
-/// the Python exception for `op`.
-fn shape_error(op: &str) -> impl Fn(OpError) -> PyErr + '_ {
-    move |e| py_err(op, e)
-}
-
-/// "dtype int64 with shape (2, 3)" for arrays, the type name otherwise.
-fn describe(obj: &Bound<'_, PyAny>) -> String {
-    match (obj.getattr("dtype"), obj.getattr("shape")) {
-        (Ok(dtype), Ok(shape)) => format!("dtype {dtype} with shape {shape}"),
-        _ => obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "an unknown object".into()),
-    }
-}
-
-fn typed<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    obj.cast::<PyArrayDyn<f32>>().cloned().map_err(|_| {
-        py_err(op, OpError::Type(format!("`{name}` must be a float32 numpy array, got {}", describe(obj))))
-    })
-}
-
-fn not_contiguous(op: &str, name: &str, shape: &[usize]) -> PyErr {
-    py_err(op, OpError::Shape(format!("`{name}` (shape {shape:?}) must be C-contiguous; use numpy.ascontiguousarray")))
-}
-
-/// `arr`, or an aligned copy when its data is not aligned for its element type (a view into a byte buffer
-/// at an odd offset): only aligned data can be read as a Rust slice.
-fn aligned<'py, T: numpy::Element>(arr: Bound<'py, PyArrayDyn<T>>) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    if arr.is_aligned() || arr.len() == 0 {
-        return Ok(arr);
-    }
-    Ok(arr.call_method0("copy")?.cast_into::<PyArrayDyn<T>>()?)
-}
-
-/// Borrow a float32, C-contiguous array for reading. A C-contiguous array whose data is not 4-byte
-/// aligned (a view into a byte buffer at an odd offset) cannot be read as `&[f32]`: it is copied.
-fn input<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
-    let arr = aligned(typed(op, name, obj)?)?;
-    let ro = arr.try_readonly().map_err(|e| py_err(op, OpError::Shape(format!("`{name}` is in use: {e}"))))?;
-    if !ro.is_c_contiguous() {
-        return Err(not_contiguous(op, name, ro.shape()));
-    }
-    Ok(ro)
-}
-
-/// Borrow a float32, C-contiguous, aligned, writeable array for an in-place update (never copied: the
-/// update would be lost).
-fn in_out<'py>(op: &str, name: &str, obj: &Bound<'py, PyAny>) -> PyResult<PyReadwriteArrayDyn<'py, f32>> {
-    let arr = typed(op, name, obj)?;
-    if !arr.is_aligned() && arr.len() > 0 {
-        return Err(py_err(op, OpError::Type(format!(
-            "`{name}` (shape {:?}) is updated in place, so its data must be 4-byte aligned float32", arr.shape()))));
-    }
-    let rw = arr.try_readwrite().map_err(|e| {
-        py_err(op, OpError::Shape(format!("`{name}` must be a writeable array not borrowed elsewhere: {e}")))
-    })?;
-    if !rw.is_c_contiguous() {
-        return Err(not_contiguous(op, name, rw.shape()));
-    }
-    Ok(rw)
-}
-
-fn unusable(op: &str, shape: &[usize]) -> PyErr {
-    py_err(op, OpError::Internal(format!("an array of shape {shape:?} passed the checks but cannot be read as a slice")))
-}
-
-/// The data of an array `input` returned: aligned (copied if it was not) and C-contiguous, so `as_slice`
-/// cannot fail; if it ever did, the empty slice makes the kernel's length checks (or a caught panic) report it.
-fn slice<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>) -> &'a [f32] {
-    a.as_slice().unwrap_or(&[])
-}
-
-fn slice_mut<'a>(op: &str, a: &'a mut PyReadwriteArrayDyn<'_, f32>) -> PyResult<&'a mut [f32]> {
-    let shape = a.shape().to_vec();
-    a.as_slice_mut().map_err(|_| unusable(op, &shape))
-}
-
-/// A Python int argument as `T`: negative or too large is a ValueError (not OverflowError), a
-/// non-integer a TypeError.
-fn int_arg<'a, 'py, T>(op: &str, name: &str, what: &str, obj: &'a Bound<'py, PyAny>) -> PyResult<T>
-where T: FromPyObject<'a, 'py>, T::Error: Into<PyErr> {
-    obj.extract::<T>().map_err(|e| {
-        let e: PyErr = e.into();
-        let repr = obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
-        if e.is_instance_of::<PyOverflowError>(obj.py()) {
-            py_err(op, OpError::Shape(format!("`{name}` must hold non-negative ints below 2**64, got {repr}")))
-        } else {
-            py_err(op, OpError::Type(format!("`{name}` must be {what}, got {repr}")))
-        }
-    })
-}
-
-/// A (height, width)-style pair of sizes.
-fn pair(op: &str, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
-    int_arg::<(usize, usize)>(op, name, "a pair of ints", obj)
-}
-
-fn opt_pair(op: &str, name: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(usize, usize)>> {
-    obj.filter(|o| !o.is_none()).map(|o| pair(op, name, o)).transpose()
-}
-
-fn check_shape(op: &str, name: &str, actual: &[usize], expected: &[usize]) -> PyResult<()> {
-    if actual != expected {
-        return Err(py_err(op, OpError::Shape(format!("`{name}` has shape {actual:?}, expected {expected:?}"))));
-    }
-    Ok(())
-}
-
-/// The text of a caught panic.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload.downcast_ref::<&str>().copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("unknown panic")
-}
-
-/// Run a kernel with the GIL released on the thread pool this process may use (a fresh one in a forked
-/// child, see pool.rs); a panic becomes a RuntimeError instead of crossing into Python.
-fn run<T: Send>(py: Python<'_>, op: &str, kernel: impl FnOnce() -> OpResult<T> + Send) -> PyResult<T> {
-    py.detach(|| catch_unwind(AssertUnwindSafe(|| pool::install(kernel))))
-        .map_err(|p| py_err(op, OpError::Internal(format!(
-            "internal error in the Rust kernel (a bug in rconv): {}", panic_message(p.as_ref())))))?
-        .and_then(|r| r)
-        .map_err(shape_error(op))
-}
-
-fn output<'py, T: numpy::Element>(py: Python<'py>, data: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    ArrayD::from_shape_vec(IxDyn(shape), data)
-        .map(|a| a.into_pyarray(py))
-        .map_err(|e| PyRuntimeError::new_err(format!("internal error: output shape {shape:?}: {e}")))
-}
-
-/// The activations kernels can fuse into their store: only ReLU (`None` for none).
-fn fused_relu(op: &str, activation: Option<&str>) -> PyResult<bool> {
-    match activation {
-        None | Some("linear") => Ok(false),
-        Some("relu") => Ok(true),
-        Some(other) => Err(PyValueError::new_err(format!("{op}: only 'relu' can be fused, got activation '{other}'"))),
-    }
-}
-
-/// The saved ReLU output that masks a fused backward, checked against the output gradient's shape.
-fn relu_output<'py>(op: &str, y: Option<&Bound<'py, PyAny>>, dy_shape: &[usize]) -> PyResult<Option<PyReadonlyArrayDyn<'py, f32>>> {
-    let y = y.map(|y| input(op, "relu_output", y)).transpose()?;
-    if let Some(y) = &y {
-        check_shape(op, "relu_output", y.shape(), dy_shape)?;
-    }
-    Ok(y)
-}
 
 #[pyfunction]
 #[pyo3(signature = (x, kernel, bias, strides, padding, activation=None))]
@@ -481,104 +319,6 @@ fn affine_transform_backward<'py>(py: Python<'py>, grad_y: &Bound<'py, PyAny>, t
     output(py, dx, &resample.input_shape())
 }
 
-/// A per-channel vector argument (shape `(cols,)`), when given.
-fn channel_vec<'py>(op: &str, name: &str, obj: Option<&Bound<'py, PyAny>>, cols: usize)
-                    -> PyResult<Option<PyReadonlyArrayDyn<'py, f32>>> {
-    let v = obj.map(|o| input(op, name, o)).transpose()?;
-    if let Some(v) = &v {
-        check_shape(op, name, v.shape(), &[cols])?;
-    }
-    Ok(v)
-}
-
-/// Batch normalization over the last axis: (y, mean, variance). Without `mean`/`variance` the batch's
-/// own statistics (biased variance) are computed and returned; with them (inference) they are used as given.
-#[pyfunction]
-#[pyo3(signature = (x, gamma, beta, mean=None, variance=None, epsilon=1e-3))]
-#[allow(clippy::type_complexity)]
-fn batch_norm<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, gamma: Option<&Bound<'py, PyAny>>,
-                   beta: Option<&Bound<'py, PyAny>>, mean: Option<&Bound<'py, PyAny>>,
-                   variance: Option<&Bound<'py, PyAny>>, epsilon: f32) -> PyResult<(Array<'py>, Array<'py>, Array<'py>)> {
-    let op = "batch_norm";
-    let x = input(op, "x", x)?;
-    let rows = Rows::new(x.shape()).map_err(shape_error(op))?;
-    let (g, b) = (channel_vec(op, "gamma", gamma, rows.cols)?, channel_vec(op, "beta", beta, rows.cols)?);
-    let (m, v) = (channel_vec(op, "mean", mean, rows.cols)?, channel_vec(op, "variance", variance, rows.cols)?);
-    if m.is_some() != v.is_some() {
-        return Err(PyValueError::new_err(format!("{op}: give both `mean` and `variance` or neither")));
-    }
-    let (xs, gs, bs) = (slice(&x), g.as_ref().map(slice), b.as_ref().map(slice));
-    let (ms, vs) = (m.as_ref().map(slice), v.as_ref().map(slice));
-    let (y, mean, var) = run(py, op, || {
-        let (mean, var) = match (ms, vs) {
-            (Some(m), Some(v)) => (m.to_vec(), v.to_vec()),
-            _ => ops::norm::channel_moments(xs, rows),
-        };
-        Ok((ops::norm::batch_norm_forward(xs, rows, gs, bs, &mean, &var, epsilon)?, mean, var))
-    })?;
-    Ok((output(py, y, x.shape())?, output(py, mean, &[rows.cols])?, output(py, var, &[rows.cols])?))
-}
-
-/// Gradients of `batch_norm`: (grad_x if asked, grad_gamma, grad_beta); `batch_stats` says whether `mean` and
-/// `variance` were the batch's own (training) or constants (inference).
-#[pyfunction]
-#[pyo3(signature = (x, grad_y, gamma, mean, variance, epsilon, batch_stats, need_grad_x=true))]
-#[allow(clippy::type_complexity, clippy::too_many_arguments)]
-fn batch_norm_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
-                            gamma: Option<&Bound<'py, PyAny>>, mean: &Bound<'py, PyAny>, variance: &Bound<'py, PyAny>,
-                            epsilon: f32, batch_stats: bool, need_grad_x: bool)
-                            -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
-    let op = "batch_norm_backward";
-    let (x, dy) = (input(op, "x", x)?, input(op, "grad_y", grad_y)?);
-    check_shape(op, "grad_y", dy.shape(), x.shape())?;
-    let rows = Rows::new(x.shape()).map_err(shape_error(op))?;
-    let g = channel_vec(op, "gamma", gamma, rows.cols)?;
-    let (m, v) = (channel_vec(op, "mean", Some(mean), rows.cols)?, channel_vec(op, "variance", Some(variance), rows.cols)?);
-    let (xs, dys, gs) = (slice(&x), slice(&dy), g.as_ref().map(slice));
-    let (ms, vs) = (m.as_ref().map(slice).unwrap_or_default(), v.as_ref().map(slice).unwrap_or_default());
-    let (dx, dg, db) = run(py, op, || {
-        ops::norm::batch_norm_backward(xs, dys, rows, gs, ms, vs, epsilon, batch_stats, need_grad_x)
-    })?;
-    let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
-    Ok((dx, output(py, dg, &[rows.cols])?, output(py, db, &[rows.cols])?))
-}
-
-/// Layer normalization over the last axis: (y, mean, inv_std), the last two one value per row (for the backward).
-#[pyfunction]
-#[pyo3(signature = (x, gamma, beta, epsilon=1e-3))]
-#[allow(clippy::type_complexity)]
-fn layer_norm<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, gamma: Option<&Bound<'py, PyAny>>,
-                   beta: Option<&Bound<'py, PyAny>>, epsilon: f32) -> PyResult<(Array<'py>, Array<'py>, Array<'py>)> {
-    let op = "layer_norm";
-    let x = input(op, "x", x)?;
-    let rows = Rows::new(x.shape()).map_err(shape_error(op))?;
-    let (g, b) = (channel_vec(op, "gamma", gamma, rows.cols)?, channel_vec(op, "beta", beta, rows.cols)?);
-    let (xs, gs, bs) = (slice(&x), g.as_ref().map(slice), b.as_ref().map(slice));
-    let (y, mean, inv) = run(py, op, || ops::norm::layer_norm_forward(xs, rows, gs, bs, epsilon))?;
-    Ok((output(py, y, x.shape())?, output(py, mean, &[rows.rows])?, output(py, inv, &[rows.rows])?))
-}
-
-/// Gradients of `layer_norm` given its per-row `mean` and `inv_std`: (grad_x if asked, grad_gamma, grad_beta).
-#[pyfunction]
-#[pyo3(signature = (x, grad_y, gamma, mean, inv_std, need_grad_x=true))]
-#[allow(clippy::type_complexity)]
-fn layer_norm_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
-                            gamma: Option<&Bound<'py, PyAny>>, mean: &Bound<'py, PyAny>, inv_std: &Bound<'py, PyAny>,
-                            need_grad_x: bool) -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
-    let op = "layer_norm_backward";
-    let (x, dy) = (input(op, "x", x)?, input(op, "grad_y", grad_y)?);
-    check_shape(op, "grad_y", dy.shape(), x.shape())?;
-    let rows = Rows::new(x.shape()).map_err(shape_error(op))?;
-    let g = channel_vec(op, "gamma", gamma, rows.cols)?;
-    let (m, s) = (input(op, "mean", mean)?, input(op, "inv_std", inv_std)?);
-    check_shape(op, "mean", m.shape(), &[rows.rows])?;
-    check_shape(op, "inv_std", s.shape(), &[rows.rows])?;
-    let (xs, dys, gs, ms, ss) = (slice(&x), slice(&dy), g.as_ref().map(slice), slice(&m), slice(&s));
-    let (dx, dg, db) = run(py, op, || ops::norm::layer_norm_backward(xs, dys, rows, gs, ms, ss, need_grad_x))?;
-    let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
-    Ok((dx, output(py, dg, &[rows.cols])?, output(py, db, &[rows.cols])?))
-}
-
 /// Threads the kernels run on (RCONV_NUM_THREADS, default: all cores).
 #[pyfunction]
 fn num_threads() -> usize {
@@ -605,9 +345,9 @@ fn _rconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(affine_transform, m)?)?;
     m.add_function(wrap_pyfunction!(affine_transform_backward, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(batch_norm, m)?)?;
-    m.add_function(wrap_pyfunction!(batch_norm_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(layer_norm, m)?)?;
-    m.add_function(wrap_pyfunction!(layer_norm_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(py::norm::batch_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(py::norm::batch_norm_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(py::norm::layer_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(py::norm::layer_norm_backward, m)?)?;
     Ok(())
 }
