@@ -30,6 +30,14 @@ def _pick(rng, names, default=None):
     return rng.choice(sorted(names)) if names else default
 
 
+def _pick_numeric(h5, rng, scalars=False):
+    """A random numeric (int/float) dataset's name, or None; scalars only when asked."""
+    datasets, _ = _objects(h5)
+    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and (h5[d].shape is not None if scalars
+                                                                      else h5[d].shape)]
+    return _pick(rng, numeric)
+
+
 def _recreate(h5, name, **kwargs):
     """Replace dataset `name` by `create_dataset(name, **kwargs)`, keeping its attributes."""
     old = h5[name]
@@ -98,9 +106,7 @@ def dtype_change(h5, rng, ctx, seed):
 
 def values(h5, rng, ctx, seed):
     """Same shape and dtype, hostile values: inf, nan, huge, negative (e.g. an optimizer iteration of inf)."""
-    datasets, _ = _objects(h5)
-    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and h5[d].shape is not None]
-    name = _pick(rng, numeric)
+    name = _pick_numeric(h5, rng, scalars=True)
     if name is None:
         return "values: no numeric dataset"
     dset = h5[name]
@@ -112,9 +118,7 @@ def values(h5, rng, ctx, seed):
 
 def filters(h5, rng, ctx, seed):
     """The same data rewritten chunked with HDF5 filters (gzip, lzf, shuffle, fletcher32, scale-offset)."""
-    datasets, _ = _objects(h5)
-    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and h5[d].shape]
-    name = _pick(rng, numeric)
+    name = _pick_numeric(h5, rng)
     if name is None:
         return "filters: no numeric dataset"
     data = h5[name][()]
@@ -126,9 +130,7 @@ def filters(h5, rng, ctx, seed):
 
 def external_storage(h5, rng, ctx, seed):
     """The dataset's bytes live in another file: a private sentinel file, the FIFO, /dev/zero, or nothing."""
-    datasets, _ = _objects(h5)
-    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and h5[d].shape]
-    name = _pick(rng, numeric)
+    name = _pick_numeric(h5, rng)
     if name is None:
         return "external: no numeric dataset"
     old = h5[name]
@@ -156,9 +158,7 @@ def external_link(h5, rng, ctx, seed):
 
 def virtual_dataset(h5, rng, ctx, seed):
     import h5py
-    datasets, _ = _objects(h5)
-    numeric = [d for d in datasets if h5[d].dtype.kind in "fiu" and h5[d].shape]
-    name = _pick(rng, numeric)
+    name = _pick_numeric(h5, rng)
     if name is None:
         return "vds: no numeric dataset"
     old = h5[name]
