@@ -23,11 +23,17 @@ from .fused import ConvReluMaxPool, FoldedBatchNorm, fusable
 _FUSABLE_OUTPUT = 2 ** 32 - 1
 
 
-def fuse_conv_pool(steps: list, output_slots: list, shapes=None) -> list:
+def _readers(steps: list) -> dict:
+    """slot -> the slots of the nodes that read it."""
     readers: dict = {}
     for i, step in enumerate(steps):
         for p in step.parents if step is not None else ():
             readers.setdefault(p, []).append(i)
+    return readers
+
+
+def fuse_conv_pool(steps: list, output_slots: list, shapes=None) -> list:
+    readers = _readers(steps)
     steps = list(steps)
     for conv_slot, reading in readers.items():
         if len(reading) != 1 or conv_slot in output_slots or steps[conv_slot] is None:
@@ -48,10 +54,7 @@ def fuse_conv_pool(steps: list, output_slots: list, shapes=None) -> list:
 def fold_batch_norm(steps: list, output_slots: list, tensors: list) -> list:
     """Inference only: a BatchNormalization on the channel (last) axis whose input is the output of a linear
     Conv2D/Dense read by nothing else runs as that layer with the normalization folded into kernel and bias."""
-    readers: dict = {}
-    for i, step in enumerate(steps):
-        for p in step.parents if step is not None else ():
-            readers.setdefault(p, []).append(i)
+    readers = _readers(steps)
     steps = list(steps)
     for bn_slot, bn_step in enumerate(steps):
         if bn_step is None or bn_step.multi or type(bn_step.layer) is not BatchNormalization:
