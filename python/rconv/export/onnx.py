@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations
-from ..graph.plan import is_input_tensor
 
 OPSET = 17
 _TO_NCHW, _TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
@@ -49,11 +48,11 @@ class _Graph:
         return self.op(_ACTIVATIONS[name], [x], name)
 
 
-def _spatial(g, x, layer, op_type, **attrs) -> str:
+def _spatial(g, x, layer, op_type, weights=(), **attrs) -> str:
     """An NCHW ONNX op between Transposes, with TF's 'same' padding (extra pad at the end: SAME_UPPER)."""
     pad = {"auto_pad": "SAME_UPPER"} if layer.padding == "same" else {"auto_pad": "VALID"}
     nchw = g.op("Transpose", [x], "to_nchw", perm=_TO_NCHW)
-    y = g.op(op_type, [nchw] + attrs.pop("inputs", []), layer.name, **pad, **attrs)
+    y = g.op(op_type, [nchw, *weights], layer.name, **pad, **attrs)
     return g.op("Transpose", [y], "to_nhwc", perm=_TO_NHWC)
 
 
@@ -62,7 +61,7 @@ def _conv2d(g, layer, x):
     inputs = [g.const(f"{layer.name}_kernel", kernel)]
     if layer.use_bias:
         inputs.append(g.const(f"{layer.name}_bias", layer.bias.numpy()))
-    y = _spatial(g, x, layer, "Conv", inputs=inputs, strides=list(layer.strides), kernel_shape=list(layer.kernel_size),
+    y = _spatial(g, x, layer, "Conv", weights=inputs, strides=list(layer.strides), kernel_shape=list(layer.kernel_size),
                  dilations=list(getattr(layer, "dilation_rate", (1, 1))))
     return g.activation(y, layer.activation, f"layer '{layer.name}'")
 
@@ -172,8 +171,8 @@ def _emit_plan(g, plan, inputs: list) -> list:
     values = [None] * len(plan.tensors)
     for slot, name in zip(plan.input_slots, inputs):
         values[slot] = name
-    for i, (t, step) in enumerate(zip(plan.tensors, plan.steps)):
-        if step is None or is_input_tensor(t):
+    for i, step in enumerate(plan.steps):
+        if step is None:  # a model input
             continue
         arg = [values[p] for p in step.parents] if step.multi else values[step.parents[0]]
         layer, kind = step.layer, type(step.layer).__name__
