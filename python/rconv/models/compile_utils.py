@@ -113,10 +113,6 @@ class CompileMetrics:
         self.metrics = None  # per output: list of Metric, built at the first batch
         self.loss_trackers = None
 
-    @property
-    def flat_ids(self) -> list:
-        return [m for ids in self.ids for m in ids]
-
     def build(self, y_shapes: list, out_shapes: list) -> None:
         if self.metrics is not None:
             return

@@ -131,10 +131,6 @@ class Trainer:
     def metrics_names(self) -> list:
         return [m.name for m in self.metrics]
 
-    @property
-    def _metric_ids(self) -> list:
-        return self._compile_metrics.flat_ids if self.compiled else []
-
     def _trainable_variables(self) -> tuple:
         """(variables, their ids) the optimizer updates. Like Keras, the set is captured once after `compile`
         (at the first training step): changing `trainable` later only takes effect after compiling again."""
