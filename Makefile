@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 
-.PHONY: build train docs test test-python test-portable test-rust test-wheel wheel lint lint-rust lint-python bench clean
+.PHONY: build build-fast train docs test test-python test-portable test-rust test-wheel wheel lint lint-rust lint-python bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.deps: pyproject.toml
 
 build: $(VENV)/.deps
 	$(VENV)/bin/maturin develop --release --quiet
+
+# Quick rebuilds while developing (no fat LTO; incremental).
+build-fast: $(VENV)/.deps
+	$(VENV)/bin/maturin develop --profile fastbuild --quiet
 
 train: build
 	$(PY) examples/mnist_convnet.py

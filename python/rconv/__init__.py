@@ -3,7 +3,8 @@
 `import rconv as keras` gives the Keras names: `keras.Sequential`, `keras.layers.Dense`, ...
 """
 from . import ops
-from . import activations, backend, callbacks, config, initializers, layers, losses, metrics, models, optimizers, utils
+from . import activations, backend, callbacks, config, constraints, initializers, regularizers
+from . import layers, losses, metrics, models, optimizers, utils
 from . import saving
 from . import applications
 from .keras_tensor import KerasTensor

@@ -75,3 +75,23 @@ def layer_norm(
 def layer_norm_backward(
     x: _F32, grad_y: _F32, gamma: Optional[_F32], mean: _F32, inv_std: _F32, need_grad_x: bool = True
 ) -> Tuple[Optional[_F32], _F32, _F32]: ...
+
+# ---- Sections added per kernel family; each extends `__all__` with its own names, in registration order. ----
+
+# == convolutions: dilation, groups, depthwise, transposed (py/conv.rs) ==
+__all__ += []
+
+# == activations with parameters (py/activation.rs) ==
+__all__ += []
+
+# == losses (py/loss.rs) ==
+__all__ += []
+
+# == optimizers (py/optim.rs) ==
+__all__ += []
+
+# == normalization: group normalization (py/norm.rs) ==
+__all__ += []
+
+# == resampling: up-sampling, resizing (py/resample.rs) ==
+__all__ += []

@@ -15,8 +15,21 @@ _rng = np.random.default_rng()
 _name_counts: "collections.Counter[str]" = collections.Counter()
 
 
+_EPSILON = 1e-7
+
+
 def floatx() -> str:
     return "float32"
+
+
+def epsilon() -> float:
+    """The fuzz factor Keras adds to avoid division by zero (`keras.backend.epsilon()`, 1e-7)."""
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    global _EPSILON
+    _EPSILON = float(value)
 
 
 def rng() -> np.random.Generator:

@@ -19,7 +19,8 @@ from types import MappingProxyType
 KINDS = {
     "layers": "layer", "losses": "loss", "optimizers": "optimizer", "metrics": "metric",
     "activations": "activation function", "initializers": "initializer", "models": "model",
-    "callbacks": "callback", "ops": "tensor operation",
+    "callbacks": "callback", "ops": "tensor operation", "regularizers": "regularizer",
+    "constraints": "constraint", "schedules": "learning rate schedule",
 }
 # Kinds whose names match case-insensitively (rconv accepts 'adam', 'Adam' and 'ADAM').
 CASE_INSENSITIVE = frozenset({"optimizers"})

@@ -9,7 +9,10 @@ import numpy as np
 
 
 class Variable:
-    def __init__(self, value, name: str, trainable: bool = True, path: str | None = None):
+    def __init__(self, value, name: str, trainable: bool = True, path: str | None = None, regularizer=None,
+                 constraint=None):
+        self.regularizer = regularizer  # penalty added to the loss (rconv.regularizers), or None
+        self.constraint = constraint  # projection applied after each optimizer update (rconv.constraints), or None
         self.value = np.ascontiguousarray(value, dtype=np.float32)
         if not self.value.flags.writeable:
             self.value = self.value.copy()

@@ -7,12 +7,14 @@ pub mod avx512;
 pub mod conv;
 pub mod conv_pool;
 pub mod dense;
+pub mod depthwise;
 pub mod gemm;
 pub mod geometry;
 pub mod loss;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod resample;
 pub mod simd;
 
 /// What the backward of a layer with a kernel and a bias returns: (grad_x if asked, grad_kernel, grad_bias).

@@ -105,3 +105,12 @@ pub(crate) fn layer_norm_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, g
     let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
     Ok((dx, output(py, dg, &[rows.cols])?, output(py, db, &[rows.cols])?))
 }
+
+/// Adds this family's functions to the module (in `__all__` order).
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(batch_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_norm_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(layer_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(layer_norm_backward, m)?)?;
+    Ok(())
+}

@@ -7,6 +7,8 @@ from .layer import (InputSpec, Layer, check_data_format, conv_output_length, nor
 from ..registry import register
 
 
+__all__ = ["Conv2D", "Convolution2D"]
+
 @register("layers", "Conv2D", "Convolution2D")
 class Conv2D(Layer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
@@ -82,3 +84,6 @@ class Conv2D(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
                 "kernel_constraint": None, "bias_constraint": None}
+
+
+Convolution2D = Conv2D

@@ -14,6 +14,8 @@ from .layer import Layer, check_data_format
 from ..registry import register
 
 
+__all__ = ["Activation", "Dropout", "Flatten", "Input", "InputLayer", "ReLU", "Rescaling", "Softmax"]
+
 @register("layers", "InputLayer")
 class InputLayer(Layer):
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,

@@ -7,6 +7,8 @@ from .layer import InputSpec, Layer, check_data_format
 from ..registry import register
 
 
+__all__ = ["GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D"]
+
 class _GlobalPooling2D(Layer):
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)

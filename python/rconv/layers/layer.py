@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .. import activations, backend, initializers
+from .. import activations, backend, constraints, initializers, regularizers
 from ..graph import context
 from ..keras_tensor import KerasTensor
 from ..variables import Variable
@@ -59,12 +59,13 @@ class Layer:
             cls.build = build_and_mark
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype=None, input_shape=None,
-                 batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+                 batch_input_shape=None, batch_size=None, input_dim=None, activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
         _check_dtype(dtype, self.name)
         self._trainable = bool(trainable)
+        self.activity_regularizer = regularizers.get(activity_regularizer)  # penalty on the outputs, or None
         self.built = False
         self._weights: list[Variable] = []
         self._build_input_shape = None
@@ -83,12 +84,13 @@ class Layer:
 
     # --- weights -----------------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
-                   **kwargs) -> Variable:
+                   regularizer=None, constraint=None, **kwargs) -> Variable:
         shape = tuple(int(d) for d in shape)
         init = initializers.get(initializer)
         value = np.zeros(shape, np.float32) if initializers.deferring() else init(shape)  # loaders assign later
-        var = Variable(value, name=name or f"variable_{len(self._weights)}",
-                       trainable=trainable, path=f"{self.name}/{name}")
+        var = Variable(value, name=name or f"variable_{len(self._weights)}", trainable=trainable,
+                       path=f"{self.name}/{name}", regularizer=regularizers.get(regularizer),
+                       constraint=constraints.get(constraint))
         self._weights.append(var)
         return var
 

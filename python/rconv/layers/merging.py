@@ -11,6 +11,8 @@ from .layer import Layer
 from ..registry import register
 
 
+__all__ = ["Add", "Concatenate"]
+
 class _Merge(Layer):
     def _check_list(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 1:

@@ -25,6 +25,8 @@ from ..registry import register
 from .layer import Layer, require_none, shape_str
 
 
+__all__ = ["BatchNormalization", "LayerNormalization"]
+
 def _canonical_axes(layer: Layer, axes, shape) -> list:
     """`axes` (an int or a list) as sorted non-negative ints for an input of `shape`, with a ValueError naming
     the layer when one does not exist or repeats."""

@@ -6,6 +6,8 @@ from .layer import InputSpec, Layer, check_data_format, conv_output_length, norm
 from ..registry import register
 
 
+__all__ = ["AveragePooling2D", "AvgPool2D", "MaxPool2D", "MaxPooling2D"]
+
 class _Pooling2D(Layer):
     _forward_op = None   # set by subclasses: ops.max_pool2d / ops.avg_pool2d
     _backward_op = None

@@ -1,0 +1,2 @@
+//! Resampling kernels: nearest and bilinear up-sampling and resizing (NHWC), forward and backward.
+
