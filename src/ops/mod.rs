@@ -6,6 +6,7 @@ pub mod augment;
 pub mod avx512;
 pub mod conv;
 pub mod conv_pool;
+pub mod conv_transpose;
 pub mod dense;
 pub mod depthwise;
 pub mod gemm;

@@ -1,0 +1,4 @@
+"""Resampling: nearest and bilinear up-sampling and resizing (NHWC)."""
+from __future__ import annotations
+
+__all__: list[str] = []
