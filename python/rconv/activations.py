@@ -1,8 +1,9 @@
 """Activations by name or as callables (`rconv.activations.relu`), each backed by an `ops` kernel.
 
 rconv has no autodiff, so every activation also registers its backward and says which tensor that
-backward wants: ReLU's input (its output works too, since y > 0 ⇔ x > 0, which lets layers keep
-only the output) or sigmoid/softmax's output.
+backward wants (`_SAVES_INPUT`): most work from the output alone (ReLU: y > 0 ⇔ x > 0; sigmoid,
+softmax), a few (gelu, swish) need the input. Layers call `forward(fn, z) -> (y, saved)`, keep `saved`,
+and later call `backward(fn, saved, grad_y)`.
 """
 from __future__ import annotations
 
@@ -65,8 +66,19 @@ def name_of(fn):
     return registry.name_of("activations", fn, None)
 
 
-def backward(fn, y: np.ndarray, grad_y: np.ndarray) -> np.ndarray:
-    """Gradient through activation `fn`, given its output `y`."""
+# Activations whose backward needs their input rather than their output.
+_SAVES_INPUT: set = set()
+
+
+def forward(fn, z: np.ndarray):
+    """`(fn(z), saved)`, where `saved` is what `backward` needs: the input for the activations in
+    `_SAVES_INPUT`, the output for the rest."""
+    y = fn(z)
+    return y, (z if fn in _SAVES_INPUT else y)
+
+
+def backward(fn, saved: np.ndarray, grad_y: np.ndarray) -> np.ndarray:
+    """Gradient through activation `fn`, given what `forward` saved."""
     if fn is linear:
         return grad_y
     try:
@@ -74,4 +86,4 @@ def backward(fn, y: np.ndarray, grad_y: np.ndarray) -> np.ndarray:
     except KeyError:
         raise TypeError(f"Activation {fn!r} has no backward in rconv (no autodiff); use one of "
                         f"{registry.names('activations')} for trainable models") from None
-    return bwd(y, grad_y)
+    return bwd(saved, grad_y)

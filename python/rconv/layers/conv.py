@@ -63,15 +63,15 @@ class Conv2D(Layer):
     def forward(self, inputs, training=False):
         fuse = self.activation is activations.relu  # ReLU runs inside the kernel
         z = self.linear(inputs, self.kernel.value, self.bias.value if self.use_bias else None, relu=fuse)
-        y = z if fuse else self.activation(z)
-        return y, (inputs, y)
+        y, saved = (z, z) if fuse else activations.forward(self.activation, z)
+        return y, (inputs, saved)
 
     def backward(self, ctx, grad_outputs, need_input_grad=True):
-        x, y = ctx
+        x, saved = ctx  # saved: the output when ReLU is fused (its backward reads it)
         fuse = self.activation is activations.relu
-        g = grad_outputs if fuse else activations.backward(self.activation, y, grad_outputs)
+        g = grad_outputs if fuse else activations.backward(self.activation, saved, grad_outputs)
         grad_x, grad_k, grad_b = ops.conv2d_backward(x, self.kernel.value, g, self.strides, self.padding,
-                                                     relu_output=y if fuse else None,
+                                                     relu_output=saved if fuse else None,
                                                      need_grad_x=need_input_grad)
         return grad_x, ([grad_k, grad_b] if self.use_bias else [grad_k])
 

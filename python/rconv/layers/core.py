@@ -125,8 +125,7 @@ class Activation(Layer):
         return tuple(input_shape)
 
     def forward(self, inputs, training=False):
-        y = self.activation(inputs)
-        return y, y
+        return activations.forward(self.activation, inputs)
 
     def backward(self, ctx, grad_outputs, need_input_grad=True):
         if not need_input_grad:
