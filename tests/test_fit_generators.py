@@ -151,14 +151,6 @@ def test_evaluate_and_predict_on_generators():
     assert model.predict(batch_generator(x, y), steps=2, verbose=0).shape == (32, 3)
 
 
-def test_sample_weights_from_a_generator_are_ignored_with_a_warning():
-    x, y = make_data()
-    model = make_model()
-    gen = ((x[i:i + 16], y[i:i + 16], np.ones(16)) for _ in range(10) for i in range(0, 64, 16))
-    with pytest.warns(UserWarning, match="sample weights"):
-        model.fit(gen, steps_per_epoch=4, epochs=1, verbose=0)
-
-
 def test_bad_batch_structure():
     x, y = make_data()
     model = make_model()
@@ -235,13 +227,6 @@ def test_validation_streams():
     h3 = model.fit(batch_generator(x, y), steps_per_epoch=4, validation_data=(xv, yv), validation_steps=1,
                    validation_batch_size=8, verbose=0)
     assert h3.history["val_loss"][0] == pytest.approx(model.evaluate(xv[:8], yv[:8], verbose=0)[0], rel=1e-5)
-
-
-def test_sequence_sample_weights_warn():
-    x, y = make_data()
-    model = make_model()
-    with pytest.warns(UserWarning, match="sample weights"):
-        model.fit(ArraySequence(x, y, extra="weights"), epochs=1, verbose=0)
 
 
 def test_model_built_by_first_generator_batch():

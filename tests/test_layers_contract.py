@@ -7,14 +7,16 @@ compute an expected value.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rconv
 import reference as ref
-from layer_test import CHECKS, run_layer_test
+from contract_case import Case
+from layer_test import run_layer_test
 from rconv import layers
 
 # --- float64 references (the layer's weights come in aligned with layer.weights) -------------------
@@ -77,32 +79,10 @@ def dropout_training_ref(rate, seed, noise_shape=None, **_):
 # --- cases ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Case:
-    cls: type
-    kwargs: dict
-    shape: object  # a shape, or a list of shapes for merge layers
-    make_ref: object  # make_ref(**kwargs) -> reference_fn
-    bad: tuple = ()  # input shapes that must give a ValueError naming the layer
-    bad_built: tuple = ()  # ... once the layer is built for `shape` (e.g. another channel count)
-    options: dict = field(default_factory=dict)
-    xfail: dict = field(default_factory=dict)  # check -> (reason, strict, raises)
-    checks: tuple = CHECKS
-    tag: str = ""
-
-    @property
-    def id(self):
-        args = ",".join(f"{k}={v}" for k, v in self.kwargs.items() if k != "seed")
-        shape = "+".join(map(str, self.shape)) if isinstance(self.shape, list) else str(self.shape)
-        return f"{self.cls.__name__}({args}){self.tag}@{shape}".replace(" ", "")
-
-
-def _xf(reason, cls, strict=True, checks=("bad_input_built",), raises=AssertionError):
-    """xfail `checks` of a case for `reason`; only `raises` counts as the expected failure."""
-    return {c: (reason.format(cls=cls.__name__), strict, raises) for c in checks}
-
-
 CASES: list[Case] = []
+# Cases of further layer families live in tests/contract_cases_<family>.py (each a module-level `CASES` list of
+# `contract_case.Case`); they are gathered at the end of this file.
+
 
 # Conv2D: valid/same, stride > kernel, asymmetric 'same' pads, 1x1 output, channels 1, batch 1.
 for kw, shape in [
@@ -266,6 +246,10 @@ CASES.append(Case(layers.LayerNormalization, dict(axis=[1, 3]), (2, 3, 4, 5), la
                   checks=("bad_input",), tag="-axis"))
 
 
+for _path in sorted(Path(__file__).parent.glob("contract_cases_*.py")):
+    CASES.extend(importlib.import_module(_path.stem).CASES)
+
+
 def _params():
     for case in CASES:
         for check in case.checks:
@@ -291,7 +275,8 @@ def test_every_layer_class_has_cases():
     exported = {getattr(layers, name) for name in layers.__all__}
     classes = {c for c in exported if isinstance(c, type) and issubclass(c, layers.Layer)}
     untested = classes - {layers.Layer, layers.InputLayer} - {case.cls for case in CASES}
-    assert not untested, f"layer classes with no contract cases: {sorted(c.__name__ for c in untested)}"
+    assert not untested, (f"layer classes with no contract cases: {sorted(c.__name__ for c in untested)}; add "
+                          "them to a CASES list in tests/contract_cases_<family>.py (see tests/contract_case.py)")
 
 
 def test_every_activation_has_a_reference():

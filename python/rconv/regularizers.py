@@ -39,7 +39,7 @@ class Regularizer:
         return cls(**config)
 
 
-@registry.register("regularizers", "L1L2", "l1_l2")
+@registry.register("regularizers", "L1L2", "l1_l2", "l1l2")
 class L1L2(Regularizer):
     """`l1 * sum(|x|) + l2 * sum(x**2)`."""
 
@@ -95,13 +95,14 @@ class OrthogonalRegularizer(Regularizer):
     def __init__(self, factor=0.01, mode="rows"):
         self.factor = _check_factor(factor, "factor", "OrthogonalRegularizer")
         if mode not in ("rows", "columns"):
-            raise ValueError(f"OrthogonalRegularizer: `mode` must be 'rows' or 'columns', got {mode!r}")
+            raise ValueError('Invalid value for argument `mode`. Expected one of {"rows", "columns"}. '
+                             f"Received: mode={mode}")
         self.mode = mode
 
     def _parts(self, x):
         x = np.asarray(x, np.float64)
         if x.ndim != 2:
-            raise ValueError(f"OrthogonalRegularizer applies to rank-2 weights, got shape {x.shape}")
+            raise ValueError(f"Inputs to OrthogonalRegularizer must have rank 2. Received: inputs.shape={x.shape}")
         v = x if self.mode == "rows" else x.T
         norm = np.sqrt(np.maximum((v * v).sum(axis=1, keepdims=True), 1e-12))
         n = v / norm

@@ -8,6 +8,8 @@ The executor opens a `CallContext` around every forward and backward walk. It ca
 * ``updates``: non-trainable state a training forward wants to change (`Layer.add_update`, e.g. the
   moving mean of a normalization layer). They are collected, not applied in the middle of the walk, and
   the executor assigns them once the forward has finished (Keras's `StatelessScope` does the same).
+* ``penalty``: the activity-regularization losses of the walk (a float); a nested model's walk adds its
+  own to the enclosing one's, like its updates.
 
 Outside any walk (a direct eager ``layer(x)``), `add_update` assigns at once.
 """
@@ -20,12 +22,13 @@ _local = threading.local()
 
 
 class CallContext:
-    __slots__ = ("training", "trainable_ids", "updates")
+    __slots__ = ("training", "trainable_ids", "updates", "penalty")
 
     def __init__(self, training: bool = False, trainable_ids=None):
         self.training = bool(training)
         self.trainable_ids = trainable_ids
         self.updates: list = []
+        self.penalty = 0.0
 
 
 def current() -> CallContext | None:
@@ -45,8 +48,9 @@ def scope(training: bool = False, trainable_ids=None):
         yield ctx
     finally:
         stack.pop()
-    if stack:  # a nested model's walk: its updates belong to the enclosing walk
+    if stack:  # a nested model's walk: its updates and penalties belong to the enclosing walk
         stack[-1].updates.extend(ctx.updates)
+        stack[-1].penalty += ctx.penalty
         return
     for variable, value in ctx.updates:
         variable.assign(value)

@@ -2,6 +2,8 @@
 
 Forward: the steps in topological order, each ``runner.forward(arg, training)``; the tape keeps every
 step's context. State updates the layers ask for (`Layer.add_update`) are applied when the walk ends.
+A layer's `activity_regularizer` adds `regularizer(output) / batch size` to the walk's penalty (Keras 3),
+and the backward walk adds that term's gradient to the output's.
 
 Backward: the steps in reverse. Gradients of a tensor read by several nodes are summed, and so are the
 weight gradients of a layer called at several places (shared weights). A node is only visited when the
@@ -17,25 +19,39 @@ from . import context
 
 
 class Tape:
-    __slots__ = ("steps", "ctxs", "input_shapes")
+    __slots__ = ("steps", "ctxs", "input_shapes", "activity", "penalty")
 
-    def __init__(self, steps, ctxs, input_shapes):
+    def __init__(self, steps, ctxs, input_shapes, activity=None, penalty=0.0):
         self.steps, self.ctxs, self.input_shapes = steps, ctxs, input_shapes
+        self.activity = activity or {}  # slot -> (regularizer, output) of activity-regularized nodes
+        self.penalty = penalty  # this walk's activity penalties, nested models' included
+
+
+def _activity_penalty(reg, y) -> float:
+    """Keras 3: the regularizer of the output, divided by the batch size."""
+    return float(reg(y)) / max(1, len(y)) if np.ndim(y) else float(reg(y))
 
 
 def forward(plan, steps, inputs: list, training=False):
     """Run `steps` (a variant of `plan`) on the flat list of input arrays -> (flat outputs, Tape)."""
     values = [None] * len(steps)
     ctxs = [None] * len(steps)
+    activity = {}
     for s, x in zip(plan.input_slots, inputs):
         values[s] = x
-    with context.scope(training=bool(training)):
+    with context.scope(training=bool(training)) as ctx:
         for i, step in enumerate(steps):
             if step is None or step.skip:
                 continue
             arg = [values[p] for p in step.parents] if step.multi else values[step.parents[0]]
             values[i], ctxs[i] = step.runner.forward(arg, training=training)
-    return [values[s] for s in plan.output_slots], Tape(steps, ctxs, [np.shape(x) for x in inputs])
+            reg = getattr(step.layer, "activity_regularizer", None)
+            if reg is not None:
+                activity[i] = (reg, values[i])
+                ctx.penalty += _activity_penalty(reg, values[i])
+        penalty = ctx.penalty
+    return [values[s] for s in plan.output_slots], Tape(steps, ctxs, [np.shape(x) for x in inputs], activity,
+                                                        penalty)
 
 
 def upstream_trainable(steps, trainable_ids) -> list:
@@ -85,6 +101,10 @@ def backward(plan, tape: Tape, output_grads: list, trainable_ids, need_input_gra
     with context.scope(training=True, trainable_ids=trainable_ids):
         for i in range(len(steps) - 1, -1, -1):
             step, g = steps[i], grads[i]
+            if i in tape.activity and step is not None and (need_input_grad or upstream[i]):
+                reg, y = tape.activity[i]
+                extra = np.asarray(reg.gradient(y), np.float32) / np.float32(max(1, len(y)) if np.ndim(y) else 1)
+                g = extra if g is None else g + extra
             if step is None or g is None or step.skip or not (need_input_grad or upstream[i]):
                 continue
             need_in = need_input_grad or any(upstream[p] for p in step.parents)

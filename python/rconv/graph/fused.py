@@ -15,10 +15,11 @@ from ..layers.pooling import MaxPooling2D
 
 
 def fusable(layer, next_layer) -> bool:
-    """True for a built ReLU Conv2D directly followed by a MaxPooling2D (exact types: a subclass may change
-    what either layer computes)."""
+    """True for a built ReLU Conv2D (no dilation, no groups, no activity regularizer) directly followed by a
+    MaxPooling2D (exact types: a subclass may change what either layer computes)."""
     return (type(layer) is Conv2D and type(next_layer) is MaxPooling2D and layer.activation is activations.relu
-            and layer.built)
+            and layer.built and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
+            and layer.activity_regularizer is None)
 
 
 class ConvReluMaxPool:

@@ -285,7 +285,10 @@ class Layer:
 
     # --- serialization -----------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype()}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype()}
+        if self.activity_regularizer is not None:  # Keras 3 writes it only when set
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
 
     @classmethod
     def from_config(cls, config: dict):

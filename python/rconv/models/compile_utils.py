@@ -6,7 +6,10 @@
   layer ends in that activation runs without it (`fused_slots`), and the loss fuses the two.
 * `CompileMetrics`: per-output metric objects, resolved at the first batch (`accuracy` needs the shapes).
   With several outputs, names get the output's name in front (`y1_accuracy`), and per-output losses are
-  tracked as `y1_loss`, as Keras 3 does.
+  tracked as `y1_loss`, as Keras 3 does. `weighted_metrics` get the sample weights; one named like an
+  unweighted metric is reported as `weighted_<name>`.
+* Sample weights (from `fit(sample_weight=...)`, `class_weight` or the data) reach each output's loss and
+  weighted metrics: one array for every output, or one per output (a list or a dict by output name).
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ class CompileLoss:
             step = plan.steps[slot]
             if loss is not None and step is not None and loss.fuses_with is not None \
                     and getattr(step.layer, "activation", None) is not None \
+                    and getattr(step.layer, "activity_regularizer", None) is None \
                     and step.layer.output_activation_name == loss.fuses_with:
                 slots.add(slot)
         return frozenset(slots)
@@ -70,15 +74,17 @@ class CompileLoss:
             out.append(None if loss is None or y is None else loss.prepare_targets(y, shape, where=where))
         return out
 
-    def __call__(self, ys: list, outs: list, fused: list):
+    def __call__(self, ys: list, outs: list, fused: list, sample_weights=None):
         """-> (total loss, per-output losses, per-output gradients wrt the outputs)."""
         total, values, grads = 0.0, [], []
-        for loss, w, y, out, is_fused in zip(self.losses, self.weights, ys, outs, fused):
+        sample_weights = sample_weights or [None] * len(ys)
+        for loss, w, y, out, is_fused, sw in zip(self.losses, self.weights, ys, outs, fused, sample_weights):
             if loss is None or y is None:
                 values.append(None)
                 grads.append(None)
                 continue
-            value, grad = (loss.fused_value_and_grad if is_fused else loss.value_and_grad)(y, out)
+            fn = loss.fused_value_and_grad if is_fused else loss.value_and_grad
+            value, grad = fn(y, out) if sw is None else fn(y, out, sample_weight=sw)
             total += w * float(value)
             values.append(float(value))
             grads.append(grad if w == 1.0 else grad * np.float32(w))
@@ -88,62 +94,86 @@ class CompileLoss:
         return self.spec
 
 
+def _metric_ids(metrics, output_names: list, what: str) -> list:
+    """compile's `metrics` / `weighted_metrics` -> per output, the list of metric identifiers."""
+    if metrics is None:
+        metrics = []
+    if isinstance(metrics, (str,)) or not isinstance(metrics, (list, tuple, dict)):
+        raise ValueError(f"Expected `{what}` argument to be a list, tuple, or dict. Received: {what}={metrics!r}")
+    n = len(output_names)
+    if isinstance(metrics, dict):
+        per_output = _per_output(metrics, output_names, what)
+    elif not metrics:
+        per_output = [[] for _ in range(n)]
+    elif n > 1:  # Keras 3: a list for several outputs has one entry (a metric or a list) per output
+        per_output = _per_output(list(metrics), output_names, what)
+    else:
+        per_output = [list(metrics)]
+    ids = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m]) for m in per_output]
+    for entries in ids:
+        for m in entries:  # validate names now, resolve 'accuracy' later (needs shapes)
+            if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
+                metrics_module.get(m)
+    return ids
+
+
 class CompileMetrics:
-    def __init__(self, metrics, output_names: list):
+    def __init__(self, metrics, output_names: list, weighted_metrics=None):
         self.output_names = list(output_names)
-        self.spec = metrics
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str,)) or not isinstance(metrics, (list, tuple, dict)):
-            raise ValueError(f"Expected `metrics` argument to be a list, tuple, or dict. Received: metrics={metrics!r}")
-        n = len(self.output_names)
-        if isinstance(metrics, dict):
-            per_output = _per_output(metrics, self.output_names, "metrics")
-        elif not metrics:
-            per_output = [[] for _ in range(n)]
-        elif n > 1:  # Keras 3: a list for several outputs has one entry (a metric or a list) per output
-            per_output = _per_output(list(metrics), self.output_names, "metrics")
-        else:
-            per_output = [list(metrics)]
-        self.ids = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m]) for m in per_output]
-        for ids in self.ids:
-            for m in ids:  # validate names now, resolve 'accuracy' later (needs shapes)
-                if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
-                    metrics_module.get(m)
+        self.spec, self.weighted_spec = metrics, weighted_metrics
+        self.ids = _metric_ids(metrics, self.output_names, "metrics")
+        self.weighted_ids = _metric_ids(weighted_metrics, self.output_names, "weighted_metrics")
         self.metrics = None  # per output: list of Metric, built at the first batch
+        self.weighted = None  # per output: list of Metric that get the sample weights
         self.loss_trackers = None
 
     def build(self, y_shapes: list, out_shapes: list) -> None:
         if self.metrics is not None:
             return
         multi = len(self.output_names) > 1
-        self.metrics = []
-        for name, ids, y_shape, out_shape in zip(self.output_names, self.ids, y_shapes, out_shapes):
-            built = [metrics_module.get(m, y_shape, out_shape) for m in ids]
-            if multi:
-                for metric in built:
-                    metric.name = f"{name}_{metric.name}"
-            self.metrics.append(built)
+
+        def built(ids_per_output, taken):
+            out = []
+            for name, ids, y_shape, out_shape in zip(self.output_names, ids_per_output, y_shapes, out_shapes):
+                metrics = [metrics_module.get(m, y_shape, out_shape) for m in ids]
+                for metric in metrics:
+                    if metric.name in taken:  # Keras: a weighted twin of an unweighted metric
+                        metric.name = f"weighted_{metric.name}"
+                    if multi:
+                        metric.name = f"{name}_{metric.name}"
+                out.append(metrics)
+            return out
+
+        self.metrics = built(self.ids, set())
+        plain = {m.name.removeprefix(f"{name}_") if multi else m.name
+                 for name, ms in zip(self.output_names, self.metrics) for m in ms}
+        self.weighted = built(self.weighted_ids, plain)
         self.loss_trackers = [metrics_module.Mean(name=f"{name}_loss") for name in self.output_names] if multi else []
 
     def all(self) -> list:
-        return [m for ms in self.metrics or () for m in ms]
+        return [m for group in (self.metrics, self.weighted) for ms in group or () for m in ms]
 
     def reset(self) -> None:
         for m in self.all() + list(self.loss_trackers or ()):
             m.reset_state()
 
-    def update(self, ys, outs, fused, activations_of, loss_values, n) -> None:
+    def update(self, ys, outs, fused, activations_of, loss_values, n, sample_weights=None) -> None:
         for tracker, value in zip(self.loss_trackers or (), loss_values):
             if value is not None:
                 tracker.update_state(value, sample_weight=n)
-        for metrics, y, out, is_fused, act in zip(self.metrics, ys, outs, fused, activations_of):
+        sample_weights = sample_weights or [None] * len(ys)
+        for metrics, weighted, y, out, is_fused, act, sw in zip(self.metrics, self.weighted, ys, outs, fused,
+                                                                activations_of, sample_weights):
             probs = None if is_fused else out
-            for m in metrics:
+            for m, weight in [(m, None) for m in metrics] + [(m, sw) for m in weighted]:
                 if probs is None and not isinstance(m, (metrics_module.CategoricalAccuracy,
                                                         metrics_module.SparseCategoricalAccuracy)):
                     probs = activations.get(act)(out)  # argmax-based accuracies are exact on logits
-                m.update_state(y, out if probs is None else probs)
+                pred = out if probs is None else probs
+                if weight is None:
+                    m.update_state(y, pred)
+                else:
+                    m.update_state(y, pred, sample_weight=weight)
 
     def results(self) -> dict:
         logs = {t.name: t.result() for t in self.loss_trackers or ()}

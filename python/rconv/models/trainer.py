@@ -26,7 +26,7 @@ import numpy as np
 from .. import callbacks as callbacks_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
-from ..data import EpochIterator, stream_kind, train_validation_split
+from ..data import EpochIterator, class_weight_to_sample_weights, stream_kind, train_validation_split
 from ..graph import executor, passes
 from ..layers.layer import positive_int
 from .compile_utils import CompileLoss, CompileMetrics
@@ -103,7 +103,7 @@ class Trainer:
         names = self.output_names if self._plan is not None else ["output"]
         self.optimizer = optimizers_module.get(optimizer)
         self._compile_loss = CompileLoss(loss, loss_weights, names)
-        self._compile_metrics = CompileMetrics(metrics, names)
+        self._compile_metrics = CompileMetrics(metrics, names, weighted_metrics)
         self.loss = self._compile_loss.losses[0] if len(names) == 1 and not isinstance(loss, (list, dict)) else loss
         self._loss_tracker = metrics_module.Mean(name="loss")
         self.compiled = True
@@ -118,7 +118,7 @@ class Trainer:
     def compile_spec(self) -> dict:
         """The loss, loss weights and metrics as given to `compile` (what the saved compile config holds)."""
         return {"loss": self._compile_loss.spec, "loss_weights": self._compile_loss.weights_spec,
-                "metrics": self._compile_metrics.spec}
+                "metrics": self._compile_metrics.spec, "weighted_metrics": self._compile_metrics.weighted_spec}
 
     @property
     def metrics(self) -> list:
@@ -193,11 +193,41 @@ class Trainer:
                     self._metrics_owner = None
                     self._metrics_free.notify_all()
 
-    def _step(self, x, y, training: bool, state=None):
-        with self._step_lock:
-            self._locked_step(x, y, training, state or (self._loss_tracker, self._compile_metrics))
+    def _sample_weights(self, sample_weight, n: int) -> list | None:
+        """The batch's sample weights per output (one array for all outputs, or one per output)."""
+        if sample_weight is None:
+            return None
+        names = self.output_names
+        if isinstance(sample_weight, dict) or (isinstance(sample_weight, (list, tuple)) and len(names) > 1):
+            flat = self._flatten_data(sample_weight, self._outputs_struct, names, "sample_weight")
+        else:
+            flat = [sample_weight] * len(names)
+        out = []
+        for sw in flat:
+            if sw is None:
+                out.append(None)
+                continue
+            sw = np.asarray(sw, np.float32)
+            if sw.ndim == 0 or sw.shape[0] != n:
+                raise ValueError(f"Model '{self.name}': sample weights must have one entry per sample ({n}), got "
+                                 f"shape {sw.shape}")
+            out.append(sw)
+        return out
 
-    def _locked_step(self, x, y, training: bool, state):
+    def _regularized(self) -> list:
+        """The trainable variables with a regularizer (their penalties join the loss, as Keras's `model.losses`)."""
+        return [v for v in self.trainable_weights if v.regularizer is not None]
+
+    @property
+    def losses(self) -> list:
+        """The weight-regularization penalties of the trainable weights, like Keras's `model.losses`."""
+        return [float(v.regularizer(v.value)) for v in self._regularized()]
+
+    def _step(self, x, y, training: bool, state=None, sample_weight=None):
+        with self._step_lock:
+            self._locked_step(x, y, training, state or (self._loss_tracker, self._compile_metrics), sample_weight)
+
+    def _locked_step(self, x, y, training: bool, state, sample_weight=None):
         loss_tracker, compile_metrics = state
         xs = self._prepare_inputs(x)
         plan = self._plan
@@ -207,15 +237,22 @@ class Trainer:
             if t is not None and len(t) != len(xs[0]):
                 raise ValueError(f"Model '{self.name}': x and y must have the same number of samples, got x with "
                                  f"shape {xs[0].shape} and y with shape {t.shape}")
+        n = len(xs[0])
+        sws = self._sample_weights(sample_weight, n)
         outs, tape = executor.forward(plan, steps, xs, training=training)
-        total, values, grads = self._compile_loss(ys, outs, fused)
+        total, values, grads = self._compile_loss(ys, outs, fused, sws)
+        regularized = self._regularized()
+        total += tape.penalty + sum(float(v.regularizer(v.value)) for v in regularized)
         if training:
             variables, ids = self._trainable_variables()
             _, weight_grads = executor.backward(plan, tape, grads, ids, need_input_grad=False)
+            for v in regularized:
+                if id(v) in ids:
+                    g, extra = weight_grads.get(id(v)), v.regularizer.gradient(v.value)
+                    weight_grads[id(v)] = extra if g is None else g + extra
             self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
-        n = len(xs[0])
         loss_tracker.update_state(total, sample_weight=n)
-        compile_metrics.update(ys, outs, fused, acts, values, n)
+        compile_metrics.update(ys, outs, fused, acts, values, n, sws)
 
     def _reset_metrics(self, state=None) -> None:
         loss_tracker, compile_metrics = state or (self._loss_tracker, self._compile_metrics)
@@ -227,17 +264,9 @@ class Trainer:
         logs = {"loss": loss_tracker.result(), **compile_metrics.results()}
         return {prefix + k: float(v) for k, v in sorted(logs.items())}  # Keras 3 sorts log keys
 
-    def _unpack(self, batch):
+    def _run_batch(self, batch, training: bool, state=None) -> None:
         x, y, sample_weight = batch
-        if sample_weight is not None:
-            self._warn_sample_weight()
-        return x, y
-
-    def _warn_sample_weight(self) -> None:
-        if not getattr(self, "_sw_warned", False):
-            self._sw_warned = True
-            warnings.warn("rconv does not support sample weights yet: the `sample_weight` part of the data is "
-                          "ignored.", UserWarning, stacklevel=4)
+        self._step(x, y, training=training, state=state, sample_weight=sample_weight)
 
     # --- fit -------------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -245,8 +274,6 @@ class Trainer:
             initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
             validation_freq=1):
         self._assert_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("class_weight and sample_weight are not supported yet")
         where = f"Model '{self.name}': fit()"
         for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
                             ("validation_steps", validation_steps),
@@ -264,18 +291,19 @@ class Trainer:
             with self._metric_state(wait=True):
                     return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
                                  validation_data, shuffle, initial_epoch, steps_per_epoch, validation_steps,
-                                 validation_batch_size, validation_freq)
+                                 validation_batch_size, validation_freq, class_weight, sample_weight)
         finally:
             self._fit_thread = None
 
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-             initial_epoch, steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
+             initial_epoch, steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
+             class_weight=None, sample_weight=None):
         verbose = 1 if verbose == "auto" else int(verbose)
-        self._sw_warned = False
         if validation_split and validation_data is None:
-            (x, y), validation_data = train_validation_split((x, y), validation_split)
+            (x, y, sample_weight), validation_data = train_validation_split((x, y, sample_weight), validation_split)
         _require_steps(x, steps_per_epoch, "steps_per_epoch")
-        iterator = EpochIterator(x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle)
+        iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+                                 shuffle=shuffle, class_weight=class_weight)
         val_iterator = None
         if validation_data is not None:
             val_x, val_y, val_sw = _unpack_validation(validation_data)
@@ -292,7 +320,7 @@ class Trainer:
             cbs.on_epoch_begin(epoch)
             for step, batch in iterator.enumerate_epoch():
                 cbs.on_train_batch_begin(step)
-                self._step(*self._unpack(batch), training=True)
+                self._run_batch(batch, training=True)
                 cbs.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
@@ -337,7 +365,7 @@ class Trainer:
         cbs.on_test_begin()
         for step, batch in iterator.enumerate_epoch():
             cbs.on_test_batch_begin(step)
-            self._step(*self._unpack(batch), training=False, state=state)
+            self._run_batch(batch, training=False, state=state)
             cbs.on_test_batch_end(step, self._logs(state=state))
         logs = self._logs(state=state)
         cbs.on_test_end(logs)
@@ -356,7 +384,6 @@ class Trainer:
         _check_int(batch_size, "batch_size", where, allow_none=True)
         _check_int(steps, "steps", where, allow_none=True)
         verbose = 1 if verbose == "auto" else int(verbose)
-        self._sw_warned = False
         iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, training=False)
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                             epochs=1, steps=iterator.num_batches, mode="test")
@@ -393,13 +420,17 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._assert_compiled("train_on_batch")
         self._reset_metrics()
-        self._step(x, y, training=True)
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same time.")
+            sample_weight = class_weight_to_sample_weights(y, class_weight)
+        self._step(x, y, training=True, sample_weight=sample_weight)
         return self._result(self._logs(), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._assert_compiled("test_on_batch")
         self._reset_metrics()
-        self._step(x, y, training=False)
+        self._step(x, y, training=False, sample_weight=sample_weight)
         return self._result(self._logs(), return_dict)
 
     def predict_on_batch(self, x):

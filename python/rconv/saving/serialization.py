@@ -199,7 +199,8 @@ def compile_config(model) -> dict:
     loss_spec, metric_spec, weights = spec["loss"], spec["metrics"], spec["loss_weights"]
     return jsonable({"optimizer": optimizers.serialize(model.optimizer), "loss": _loss_entry(loss_spec),
                      "loss_weights": weights, "metrics": _metric_entries(metric_spec) or None,
-                     "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False})
+                     "weighted_metrics": _metric_entries(spec.get("weighted_metrics")) or None,
+                     "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False})
 
 
 def legacy_training_config(model) -> dict:
@@ -294,15 +295,20 @@ def compile_from_config(model, config: dict, legacy: bool = False) -> None:
     loss = config.get("loss")
     if loss is None:
         raise ConfigError("The training config has no loss")
-    metric_spec = metrics_from_config(config.get("metrics"))
-    if len(model.outputs) == 1 and isinstance(metric_spec, list) and metric_spec and \
-            all(isinstance(m, list) for m in metric_spec):  # tf.keras nests one list per output
-        metric_spec = [m for ms in metric_spec for m in ms]
+    metric_spec, weighted_spec = (_single_output_metrics(model, metrics_from_config(config.get(key)))
+                                  for key in ("metrics", "weighted_metrics"))
     loss = loss_from_config(loss)
     if len(model.outputs) == 1 and isinstance(loss, list) and len(loss) == 1:
         loss = loss[0]
     model.compile(optimizer=optimizer_from_config(opt_entry), loss=loss, metrics=metric_spec,
-                  loss_weights=config.get("loss_weights"))
+                  loss_weights=config.get("loss_weights"), weighted_metrics=weighted_spec or None)
+
+
+def _single_output_metrics(model, metric_spec):
+    if len(model.outputs) == 1 and isinstance(metric_spec, list) and metric_spec and \
+            all(isinstance(m, list) for m in metric_spec):  # tf.keras nests one list per output
+        return [m for ms in metric_spec for m in ms]
+    return metric_spec
 
 
 def serialize_keras_object(obj) -> dict:
