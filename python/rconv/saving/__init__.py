@@ -19,6 +19,7 @@ import os
 
 from . import keras_zip, legacy_h5
 from .model_config import model_from_config, model_to_config
+from ..layers.lambda_layer import safe_mode_scope
 from .hdf5 import WeightsError
 from .serialization import (ConfigError, deserialize_keras_object, layer_from_config, serialize_keras_object,
                             supported)
@@ -68,18 +69,17 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
 
 
 def load_model(filepath, compile: bool = True, custom_objects=None, safe_mode: bool = True):
-    """Load a model saved by rconv or Keras (`.keras`, `.h5`/`.hdf5`)."""
+    """Load a model saved by rconv or Keras (`.keras`, `.h5`/`.hdf5`). A `Lambda` layer holding Python
+    bytecode loads only with `safe_mode=False` (loading it runs that code, as in Keras)."""
     if custom_objects:
         raise ValueError("rconv does not load custom objects; only built-in layers are supported: "
                          f"{', '.join(supported())}")
-    if not safe_mode:
-        raise ValueError("safe_mode=False is not supported: rconv never deserializes code")
     path = _path(filepath)
     if path.endswith(".keras"):
-        with _loading(path):
+        with _loading(path), safe_mode_scope(safe_mode):
             return keras_zip.load(path, compile=compile)
     if path.endswith(_H5):
-        with _loading(path):
+        with _loading(path), safe_mode_scope(safe_mode):
             return legacy_h5.load_model(path, compile=compile)
     raise ValueError(f"File format not supported: filepath={path}. rconv supports `.keras` files (Keras 3) "
                      "and legacy `.h5`/`.hdf5` files.")

@@ -38,9 +38,6 @@ CONFIG_EXCEPTIONS = (ValueError, TypeError, NotImplementedError, AttributeError,
 
 # --- layers ------------------------------------------------------------------------------------------
 def unsupported(class_name, where="") -> ConfigError:
-    if class_name == "Lambda":
-        return ConfigError(f"{where}Lambda layers are refused: their config holds Python code, which rconv "
-                           "never deserializes. Rebuild the layer in code and load weights only.")
     return ConfigError(f"{where}Unsupported layer class {class_name!r}; rconv can load: {', '.join(supported())}")
 
 
