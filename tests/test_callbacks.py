@@ -67,6 +67,16 @@ def test_early_stopping_stops_after_patience(capsys):
     assert "Epoch 5: early stopping" in capsys.readouterr().out
 
 
+def test_early_stopping_resets_at_each_fit():
+    """Keras 3: one EarlyStopping instance reused across fit() calls starts afresh each time."""
+    model = make_model()
+    es = callbacks.EarlyStopping(monitor="val_loss", patience=1)
+    first = fit(model, [Inject("val_loss", [1, 2, 3, 4, 5, 6, 7, 8]), es])
+    assert first.epoch == [0, 1] and es.best == 1
+    second = fit(model, [Inject("val_loss", [9, 8, 7, 9, 9, 9, 9, 9]), es])  # 9 is no improvement over 1,
+    assert second.epoch == [0, 1, 2, 3] and es.best == 7 and es.stopped_epoch == 3  # but best restarts at 9
+
+
 def test_early_stopping_min_delta_mode_and_start_epoch():
     es = callbacks.EarlyStopping(monitor="score", mode="max", min_delta=0.5, patience=1)
     history = fit(make_model(), [Inject("score", [1, 1.4, 1.9, 2.0, 2.1, 5]), es])
