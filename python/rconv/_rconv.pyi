@@ -94,4 +94,7 @@ __all__ += []
 __all__ += []
 
 # == resampling: up-sampling, resizing (py/resample.rs) ==
-__all__ += []
+__all__ += ["resize", "resize_backward"]
+
+def resize(images: _F32, size: Tuple[int, int], interpolation: str) -> _F32: ...
+def resize_backward(grad_y: _F32, image_shape: Tuple[int, int], interpolation: str) -> _F32: ...
