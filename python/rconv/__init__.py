@@ -7,6 +7,7 @@ from . import activations, backend, callbacks, config, constraints, initializers
 from . import layers, losses, metrics, models, optimizers, utils
 from . import saving
 from . import applications
+from .autograd import GradientTape
 from .keras_tensor import KerasTensor
 from .layers import Input
 from .models import Model, Sequential

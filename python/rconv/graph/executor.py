@@ -88,9 +88,10 @@ def check_differentiable(plan, steps, trainable_ids) -> None:
                              "first trainable layer, freeze the layers before it, or give it a `backward`.")
 
 
-def backward(plan, tape: Tape, output_grads: list, trainable_ids, need_input_grad=True):
+def backward(plan, tape: Tape, output_grads: list, trainable_ids, need_input_grad=True, slot_grads=None):
     """-> (list of input gradients or None, {id(variable): gradient}) for the walk recorded in `tape`.
-    `output_grads` has one entry per plan output (None for an output that gets no gradient)."""
+    `output_grads` has one entry per plan output (None for an output that gets no gradient). A `slot_grads`
+    dict receives every node output's total gradient (slot -> array), for callers that want inner ones."""
     steps, ctxs = tape.steps, tape.ctxs
     upstream = upstream_trainable(steps, trainable_ids)
     grads = [None] * len(steps)
@@ -118,6 +119,8 @@ def backward(plan, tape: Tape, output_grads: list, trainable_ids, need_input_gra
                 for p, gp in zip(step.parents, parts):
                     if gp is not None:
                         grads[p] = gp if grads[p] is None else grads[p] + gp
+    if slot_grads is not None:
+        slot_grads.update((i, g) for i, g in enumerate(grads) if g is not None)
     input_grads = None
     if need_input_grad:
         input_grads = [grads[s] if grads[s] is not None else np.zeros(shape, np.float32)

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import activations, autograd, backend, constraints, initializers, regularizers
 from ..graph import context
 from ..keras_tensor import KerasTensor
 from ..variables import Variable
@@ -253,6 +253,8 @@ class Layer:
         self._check_input_spec(shapes)
         if type(self).compute_output_shape is not Layer.compute_output_shape:
             self.compute_output_shape(_freeze_shape(shapes))  # window fits, merge shapes agree (named errors)
+        if autograd.should_record(self, inputs):  # a GradientTape is recording
+            return autograd.record_call(self, list(inputs) if isinstance(inputs, tuple) else inputs, x, training)
         with context.scope(training=bool(training)):
             return self.call(x, training=training)
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .. import registry, saving
+from .. import autograd, registry, saving
 from ..export import export_model
 from ..graph import context, executor, passes
 from ..graph.plan import Plan, flatten
@@ -252,12 +252,32 @@ class Model(Trainer, Layer):
             input_grads = input_grads[0]
         return input_grads, [weight_grads.get(id(v)) for v in self.weights]
 
+    def backward_with_adjoints(self, tape, grad_outputs):
+        """`backward` that also returns each output's total gradient, its inner paths included (a GradientTape
+        asks for it when a source is one of this model's outputs, e.g. Grad-CAM's conv layer output)."""
+        grads = grad_outputs if isinstance(grad_outputs, list) and len(self.outputs) > 1 else [grad_outputs]
+        ctx = context.current()
+        trainable = ctx.trainable_ids if ctx is not None and ctx.trainable_ids is not None else frozenset()
+        adjoints: dict = {}
+        input_grads, weight_grads = executor.backward(self._plan, tape, grads, trainable, True,
+                                                      slot_grads=adjoints)
+        if len(input_grads) == 1:
+            input_grads = input_grads[0]
+        return (input_grads, [weight_grads.get(id(v)) for v in self.weights],
+                [adjoints.get(s) for s in self._plan.output_slots])
+
     def __call__(self, inputs, training=None):
         if _is_symbolic(inputs):
             if isinstance(inputs, dict):
                 inputs = self._flatten_data(inputs, self._inputs_struct, self.input_names, "input")
             return super().__call__(inputs, training=training)
         flat = self._prepare_inputs(inputs)
+        originals = self._flatten_data(inputs, self._inputs_struct, self.input_names, "input") \
+            if isinstance(inputs, (list, tuple, dict)) else [inputs]
+        if autograd.should_record(self, originals):  # a GradientTape is recording: one node, whole model
+            outs = autograd.record_call(self, originals if len(flat) > 1 else originals[0],
+                                        flat if len(flat) > 1 else flat[0], training)
+            return self._pack(outs if isinstance(outs, list) else [outs], self._outputs_struct)
         steps = passes.variant(self._plan, inference=not training)
         outs, _ = executor.forward(self._plan, steps, flat, training=training)
         return self._pack(outs, self._outputs_struct)

@@ -11,7 +11,7 @@ Each family lives in its own module (`ops/<family>.py`, mirroring `src/ops/<fami
 re-exports their `__all__` (so `rconv.ops.dense` is the op, not the module).
 """
 from . import activation as _activation, augment as _augment, conv as _conv, dense as _dense, loss as _loss
-from . import norm as _norm, optim as _optim, pool as _pool, resample as _resample
+from . import norm as _norm, numpy as _numpy, optim as _optim, pool as _pool, resample as _resample
 from .conv import *  # noqa: F403
 from .pool import *  # noqa: F403
 from .dense import *  # noqa: F403
@@ -21,8 +21,9 @@ from .optim import *  # noqa: F403
 from .augment import *  # noqa: F403
 from .norm import *  # noqa: F403
 from .resample import *  # noqa: F403
+from .numpy import *  # noqa: F403
 
 __all__ = [
     *_conv.__all__, *_pool.__all__, *_dense.__all__, *_activation.__all__, *_loss.__all__, *_optim.__all__,
-    *_augment.__all__, *_norm.__all__, *_resample.__all__,
+    *_augment.__all__, *_norm.__all__, *_resample.__all__, *_numpy.__all__,
 ]
