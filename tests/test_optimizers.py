@@ -95,5 +95,6 @@ def test_defaults_legacy_lr_and_config_round_trip():
 
 
 def test_unknown_optimizer_lists_accepted_names():
-    with pytest.raises(ValueError, match=r"'adamw'.*\['adam', 'rmsprop', 'sgd'\]"):
-        optimizers.get("adamw")
+    with pytest.raises(ValueError, match=r"'ftrl'.*\['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'lion', "
+                                         r"'nadam', 'rmsprop', 'sgd'\]"):
+        optimizers.get("ftrl")

@@ -47,11 +47,12 @@ def sgd_update(
     param: _F32, grad: _F32, momentum_buf: Optional[_F32], learning_rate: float, momentum: float, nesterov: bool
 ) -> None: ...
 def rmsprop_update(
-    param: _F32, grad: _F32, velocity: _F32, learning_rate: float, rho: float, epsilon: float
+    param: _F32, grad: _F32, velocity: _F32, learning_rate: float, rho: float, epsilon: float,
+    momentum_buf: Optional[_F32] = None, momentum: float = 0.0, average_grad: Optional[_F32] = None,
 ) -> None: ...
 def adam_update(
     param: _F32, grad: _F32, m: _F32, v: _F32, learning_rate: float, beta_1: float, beta_2: float, epsilon: float,
-    step: int,
+    step: int, v_hat: Optional[_F32] = None,
 ) -> None: ...
 def num_threads() -> int: ...
 def affine_transform(
@@ -88,7 +89,25 @@ __all__ += []
 __all__ += []
 
 # == optimizers (py/optim.rs) ==
-__all__ += []
+__all__ += ["adadelta_update", "adagrad_update", "adamax_update", "nadam_update", "lion_update",
+            "weight_decay_update", "ema_update", "sum_squares"]
+def adadelta_update(
+    param: _F32, grad: _F32, accumulated_grad: _F32, accumulated_delta: _F32, learning_rate: float, rho: float,
+    epsilon: float,
+) -> None: ...
+def adagrad_update(param: _F32, grad: _F32, accumulator: _F32, learning_rate: float, epsilon: float) -> None: ...
+def adamax_update(
+    param: _F32, grad: _F32, m: _F32, u: _F32, learning_rate: float, beta_1: float, beta_2: float, epsilon: float,
+    step: int,
+) -> None: ...
+def nadam_update(
+    param: _F32, grad: _F32, m: _F32, v: _F32, learning_rate: float, beta_1: float, beta_2: float, epsilon: float,
+    step: int, u_product: float,
+) -> None: ...
+def lion_update(param: _F32, grad: _F32, m: _F32, learning_rate: float, beta_1: float, beta_2: float) -> None: ...
+def weight_decay_update(param: _F32, weight_decay: float, learning_rate: float) -> None: ...
+def ema_update(average: _F32, value: _F32, momentum: float) -> None: ...
+def sum_squares(x: _F32) -> float: ...
 
 # == normalization: group normalization (py/norm.rs) ==
 __all__ += []
