@@ -110,7 +110,14 @@ def ema_update(average: _F32, value: _F32, momentum: float) -> None: ...
 def sum_squares(x: _F32) -> float: ...
 
 # == normalization: group normalization (py/norm.rs) ==
-__all__ += []
+__all__ += ["group_norm", "group_norm_backward"]
+
+def group_norm(
+    x: _F32, gamma: Optional[_F32], beta: Optional[_F32], groups: int, epsilon: float = 1e-3
+) -> Tuple[_F32, _F32, _F32]: ...
+def group_norm_backward(
+    x: _F32, grad_y: _F32, gamma: Optional[_F32], mean: _F32, inv_std: _F32, groups: int, need_grad_x: bool = True
+) -> Tuple[Optional[_F32], _F32, _F32]: ...
 
 # == resampling: up-sampling, resizing (py/resample.rs) ==
 __all__ += ["resize", "resize_backward"]

@@ -1,6 +1,6 @@
-"""`BatchNormalization` and `LayerNormalization` (Keras 3 semantics, names, defaults and configs) on the
-Rust kernels `ops.batch_norm` / `ops.layer_norm`, which normalise over the last axis; other axes are moved
-there first (a transpose) and back after.
+"""`BatchNormalization`, `LayerNormalization` and `GroupNormalization` (Keras 3 semantics, names, defaults and
+configs) on the Rust kernels `ops.batch_norm` / `ops.layer_norm` / `ops.group_norm`, which normalise over the
+last axis; other axes are moved there first (a transpose) and back after.
 
 BatchNormalization, like Keras 3 (keras/src/layers/normalization/batch_normalization.py):
 
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, ops
+from .. import constraints, initializers, ops, regularizers
 from ..registry import register
 from .layer import Layer, require_none, shape_str
 
 
-__all__ = ["BatchNormalization", "LayerNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]
 
 def _canonical_axes(layer: Layer, axes, shape) -> list:
     """`axes` (an int or a list) as sorted non-negative ints for an input of `shape`, with a ValueError naming
@@ -265,3 +265,99 @@ class LayerNormalization(_Normalization):
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                 "gamma_constraint": None}
+
+
+@register("layers", "GroupNormalization")
+class GroupNormalization(_Normalization):
+    """Keras 3's GroupNormalization (keras/src/layers/normalization/group_normalization.py): the channels on
+    `axis` are cut into `groups` equal consecutive groups, each (sample, group) is normalized by its mean and
+    biased variance over every other non-batch axis and the group's channels, then ``gamma * x_hat + beta``
+    per channel. ``groups=-1`` is instance normalization (one group per channel; the build sets `groups` to
+    the channel count, as Keras does). Weights: ``[gamma, beta]`` of shape (channels,). The batch axis 0
+    cannot be the channel axis."""
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        valid = isinstance(groups, (int, np.integer)) and not isinstance(groups, (bool, np.bool_))
+        if not valid or (groups <= 0 and groups != -1):
+            raise ValueError("Received an invalid value for argument `groups`, expected a positive integer (or `-1` "
+                             f"for instance normalization). Received: groups={groups!r}")
+        super().__init__(**kwargs)
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
+            raise TypeError(f"GroupNormalization '{self.name}': `axis` must be an int, got {axis!r}")
+        self.groups, self.axis = int(groups), int(axis)
+        self.epsilon = float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.gamma = self.beta = None
+
+    @property
+    def _axes_arg(self):
+        return self.axis
+
+    def _channel_axis(self, shape) -> int:
+        """The channel axis of an input of `shape`, checked: it exists and is not the batch axis."""
+        where = f"GroupNormalization '{self.name}'"
+        if len(shape) < 2:
+            raise ValueError(f"{where} needs inputs of rank >= 2 (batch, ..., channels), got input shape "
+                             f"{shape_str(shape)}")
+        (axis,) = _canonical_axes(self, self.axis, shape)
+        if axis == 0:
+            raise ValueError(f"{where}: axis={self.axis} is the batch axis of input shape {shape_str(shape)}; "
+                             "the channel axis must be another one")
+        return axis
+
+    def build(self, input_shape):
+        dim = input_shape[self._channel_axis(input_shape)]
+        where = f"GroupNormalization '{self.name}'"
+        if dim is None:
+            raise ValueError(f"{where}: Axis {self.axis} of input tensor should have a defined dimension but the "
+                             f"layer received an input with shape {shape_str(input_shape)}.")
+        groups = dim if self.groups == -1 else self.groups
+        if dim < groups:
+            raise ValueError(f"{where}: Number of groups ({groups}) cannot be more than the number of channels "
+                             f"({dim}) of input shape {shape_str(input_shape)}.")
+        if dim % groups != 0:
+            raise ValueError(f"{where}: Number of groups ({groups}) must be a multiple of the number of channels "
+                             f"({dim}) of input shape {shape_str(input_shape)}: each group needs an equal share.")
+        self.groups = groups
+        if self.scale:
+            self.gamma = self.add_weight((dim,), self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center:
+            self.beta = self.add_weight((dim,), self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+
+    def _prepare(self, inputs) -> _LastAxes:
+        self._channel_axis(inputs.shape)
+        return super()._prepare(inputs)
+
+    def forward(self, inputs, training=False):
+        layout = self._prepare(inputs)
+        x = layout.to_rows(inputs).reshape(layout.moved_shape)  # (batch, ..., channels)
+        y, mean, inv_std = ops.group_norm(x, self._value(self.gamma), self._value(self.beta), groups=self.groups,
+                                          epsilon=self.epsilon)
+        return layout.restore(y), (layout, x, mean, inv_std)
+
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        layout, x, mean, inv_std = ctx
+        grad = layout.to_rows(grad_outputs).reshape(x.shape)
+        gx, dgamma, dbeta = ops.group_norm_backward(x, grad, self._value(self.gamma), mean, inv_std,
+                                                    groups=self.groups, need_grad_x=need_input_grad)
+        return (None if gx is None else layout.restore(gx)), self._affine_grads(dgamma, dbeta)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}

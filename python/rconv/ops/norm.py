@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 from .. import _rconv
-from ._checks import _f32, _float
+from ._checks import _f32, _float, _int
 
-__all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward"]
+__all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward", "group_norm",
+           "group_norm_backward"]
 
 
 
@@ -47,3 +48,28 @@ def layer_norm_backward(x, grad_y, gamma, mean, inv_std, *, need_grad_x: bool = 
     op = "layer_norm_backward"
     return _rconv.layer_norm_backward(_f32(x, op, "x"), _f32(grad_y, op, "grad_y"), _opt_f32(gamma, op, "gamma"),
                                       _f32(mean, op, "mean"), _f32(inv_std, op, "inv_std"), bool(need_grad_x))
+
+
+def _groups(groups, op: str) -> int:
+    g = _int(groups, op, "groups", groups)
+    if g < 1:
+        raise ValueError(f"{op}: `groups` must be a positive int, got {groups!r}")
+    return g
+
+
+def group_norm(x, gamma=None, beta=None, *, groups: int, epsilon: float = 1e-3):
+    """Group normalization of ``x`` (samples, ..., channels): the channels are cut into ``groups`` equal
+    consecutive groups and each (sample, group) is normalized by its mean and biased variance over all
+    positions and the group's channels; then ``gamma * x_hat + beta`` per channel. Returns (y, mean, inv_std),
+    the last two of shape (samples, groups) for group_norm_backward."""
+    op = "group_norm"
+    return _rconv.group_norm(_f32(x, op, "x"), _opt_f32(gamma, op, "gamma"), _opt_f32(beta, op, "beta"),
+                             _groups(groups, op), _float(epsilon, op, "epsilon"))
+
+
+def group_norm_backward(x, grad_y, gamma, mean, inv_std, *, groups: int, need_grad_x: bool = True):
+    """Gradients of group_norm: (grad_x, grad_gamma, grad_beta)."""
+    op = "group_norm_backward"
+    return _rconv.group_norm_backward(_f32(x, op, "x"), _f32(grad_y, op, "grad_y"), _opt_f32(gamma, op, "gamma"),
+                                      _f32(mean, op, "mean"), _f32(inv_std, op, "inv_std"), _groups(groups, op),
+                                      bool(need_grad_x))
