@@ -6,7 +6,7 @@
   training mode with the seeded draws reproduced in NumPy), from tests/test_layers_contract.py;
 * real Keras 3.15 outputs and TensorFlow gradients (tests/keras_fixtures/resample_expected.npz, made by
   make_resample_fixtures.py) for bilinear/nearest UpSampling2D, Resizing (crop/pad to aspect ratio) and
-  CenterCrop;
+  CenterCrop; a Keras-saved model with all twelve layers loads with Keras's predictions and configs;
 * ports of Keras's tests (resizing/center_crop/random_crop/random_brightness *_test.py): values, configs,
   argument errors;
 * a model with all twelve layers trains, round-trips through .keras and .h5, and (keras marker) loads in
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,30 @@ def test_matches_real_keras_outputs_and_tensorflow_gradients(name):
     np.testing.assert_allclose(y, want, rtol=0, atol=1e-6, err_msg=f"{name}: output differs from Keras")
     grad, _ = layer.backward(ctx, cot)
     np.testing.assert_allclose(grad, want_grad, rtol=0, atol=1e-5, err_msg=f"{name}: gradient differs from TF")
+
+
+def _without_object_ids(config):
+    if isinstance(config, dict):
+        return {k: _without_object_ids(v) for k, v in config.items() if k != "shared_object_id"}
+    return config
+
+
+@pytest.mark.parametrize("filename,key", [("resample_model.keras", "model"), ("resample_model.h5", "model_h5")])
+def test_real_keras_model_loads_with_keras_predictions_and_configs(filename, key):
+    with np.load(FIXTURES / "resample_expected.npz") as f:
+        image, probs = f["model:image"], f[f"{key}:probs"]
+    model = rconv.models.load_model(FIXTURES / filename)
+    np.testing.assert_allclose(model.predict(image, verbose=0), probs, atol=1e-5)
+    if filename.endswith(".keras"):
+        saved = json.loads(zipfile.ZipFile(FIXTURES / filename).read("config.json"))["config"]["layers"]
+        compared = set()
+        for entry in saved:
+            layer = model.get_layer(entry["config"]["name"])
+            if type(layer).__module__.rsplit(".", 1)[-1] in ("reshaping", "regularization", "image_preprocessing"):
+                mine = json.loads(json.dumps(layer.get_config()))
+                assert mine == _without_object_ids(entry["config"]), entry["class_name"]
+                compared.add(entry["class_name"])
+        assert len(compared) == 12, sorted(compared)
 
 
 # --- Keras tests, ported -----------------------------------------------------------------------------------

@@ -130,9 +130,10 @@ impl Resize {
                     px.copy_from_slice(&top[l..l + c]);
                     continue;
                 }
-                for (k, v) in px.iter_mut().enumerate() {
-                    let upper = top[l + k] + (top[h + k] - top[l + k]) * tap.lerp;
-                    let lower = bottom[l + k] + (bottom[h + k] - bottom[l + k]) * tap.lerp;
+                let (tl, th, bl, bh) = (&top[l..l + c], &top[h..h + c], &bottom[l..l + c], &bottom[h..h + c]);
+                for ((((v, &a), &b), &p), &q) in px.iter_mut().zip(tl).zip(th).zip(bl).zip(bh) {
+                    let upper = a + (b - a) * tap.lerp;
+                    let lower = p + (q - p) * tap.lerp;
                     *v = upper + (lower - upper) * t.lerp;
                 }
             }
@@ -155,10 +156,9 @@ impl Resize {
         let mut rows = zeros::<f32>(&[self.batch, self.out_height, self.width, c], "the scratch")?;
         rows.par_chunks_mut(in_row).zip(grad_y.par_chunks(out_row)).for_each(|(acc, g)| {
             for (gp, tap) in g.chunks_exact(c).zip(&tx) {
-                let (l, h) = (tap.lo * c, tap.hi * c);
-                for (k, &v) in gp.iter().enumerate() {
-                    acc[l + k] += v - v * tap.lerp;
-                    acc[h + k] += v * tap.lerp;
+                axpy(&mut acc[tap.lo * c..(tap.lo + 1) * c], 1.0 - tap.lerp, gp);
+                if tap.lerp != 0.0 {
+                    axpy(&mut acc[tap.hi * c..(tap.hi + 1) * c], tap.lerp, gp);
                 }
             }
         });
@@ -168,13 +168,17 @@ impl Resize {
         grad_x.par_chunks_mut(in_row).enumerate().for_each(|(r, dx)| {
             let (b, i) = (r / h, r % h);
             for &(o, w) in &readers[i] {
-                let src = &rows[(b * oh + o) * in_row..(b * oh + o + 1) * in_row];
-                for (d, &s) in dx.iter_mut().zip(src) {
-                    *d += w * s;
-                }
+                axpy(dx, w, &rows[(b * oh + o) * in_row..(b * oh + o + 1) * in_row]);
             }
         });
         Ok(grad_x)
+    }
+}
+
+/// `y += a * x` (the slices have equal lengths).
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (d, &s) in y.iter_mut().zip(x) {
+        *d += a * s;
     }
 }
 

@@ -11,6 +11,12 @@ rconv's layers against it. Cases (layer and kwargs) are listed in `CASES` and st
 `axis_nearest:<in>x<out>`: TF's nearest resize of `arange(in) + 0.25` along one axis to `out` samples, for
 the pairs (in, out <= 40) where TF's float32 source index `floor((o + 0.5f) * (in / out)f)` differs from
 the exact one (tests/test_resample.py reproduces TF, not exact arithmetic).
+
+`resample_model.keras`: a functional model holding all twelve layers of this family (`build_model`), trained
+two steps with Adam; `model:image` / `model:probs` in the npz are fixed inputs and Keras's predictions. (Its
+RandomCrop keeps the input size: Keras >= 3.8 does not crop at inference.) `resample_model.h5` and
+`model_h5:probs`: the same without RandomBrightness, which Keras 3.15 cannot write to .h5 ("cannot pickle
+'module' object").
 """
 import json
 import os
@@ -43,6 +49,47 @@ CASES = {
 }
 
 
+def build_model(keras, brightness=True):
+    from keras import layers as L
+    inp = keras.Input((9, 8, 3), name="image")
+    h = L.Resizing(10, 12, name="resize")(inp)
+    if brightness:
+        h = L.RandomBrightness(0.1, value_range=(-10, 10), seed=1, name="brightness")(h)
+    h = L.RandomCrop(10, 12, seed=2, name="random_crop")(h)
+    h = L.Conv2D(4, 3, padding="same", name="conv")(h)
+    h = L.SpatialDropout2D(0.2, seed=3, name="sdrop")(h)
+    h = L.GaussianNoise(0.05, seed=4, name="noise")(h)
+    h = L.UpSampling2D((2, 1), interpolation="bilinear", name="up_bilinear")(h)
+    h = L.UpSampling2D((1, 2), name="up_nearest")(h)
+    h = L.ZeroPadding2D(((1, 0), (2, 1)), name="pad")(h)
+    h = L.Cropping2D(((0, 1), (1, 2)), name="crop")(h)
+    h = L.CenterCrop(12, 9, name="center_crop")(h)
+    h = L.Resizing(7, 5, crop_to_aspect_ratio=True, interpolation="nearest", name="resize_crop")(h)
+    h = L.Resizing(9, 5, pad_to_aspect_ratio=True, fill_value=0.25, name="resize_pad")(h)
+    h = L.Conv2D(2, 1, name="conv_out")(h)
+    h = L.Reshape((-1, 2), name="reshape")(h)
+    h = L.Permute((2, 1), name="permute")(h)
+    h = L.Flatten(name="flatten")(h)
+    h = L.RepeatVector(2, name="repeat")(L.Dense(3, name="dense")(h))
+    out = L.Dense(2, activation="softmax", name="probs")(L.Reshape((6,), name="reshape_flat")(h))
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def save_model(keras, rng, out):
+    x = rng.uniform(-1, 1, (6, 9, 8, 3)).astype(np.float32)
+    image = rng.uniform(-1, 1, (4, 9, 8, 3)).astype(np.float32)
+    out["model:image"] = image
+    for key, name, brightness in [("model", "resample_model.keras", True), ("model_h5", "resample_model.h5", False)]:
+        keras.utils.set_random_seed(0)
+        model = build_model(keras, brightness)
+        for _ in range(2):
+            model.train_on_batch(x, np.arange(6) % 2)
+        model.save(os.path.join(OUT, name))
+        out[f"{key}:probs"] = model.predict(image, verbose=0)
+
+
 def main():
     import keras
     import tensorflow as tf
@@ -66,6 +113,7 @@ def main():
     for n_in, n_out in NEAREST_QUIRKS:
         axis = (np.arange(n_in, dtype=np.float32) + 0.25).reshape(1, n_in, 1, 1)
         out[f"axis_nearest:{n_in}x{n_out}"] = tf.image.resize(axis, (n_out, 1), method="nearest").numpy()
+    save_model(keras, rng, out)
     out["cases"] = np.array(json.dumps(CASES))
     out["keras_version"] = np.array(keras.__version__)
     np.savez(os.path.join(OUT, "resample_expected.npz"), **out)
