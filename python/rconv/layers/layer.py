@@ -194,7 +194,8 @@ class Layer:
                 return [zeros(s) for s in shape]
             return np.zeros(tuple(1 if d is None else d for d in shape), np.float32)
         first = input_shape[0] if isinstance(input_shape, list) else input_shape
-        out = np.shape(self.call(zeros(input_shape), training=False))
+        with np.errstate(all="ignore"):  # zeros are only for shapes: log(0) and the like are fine here
+            out = np.shape(self.call(zeros(input_shape), training=False))
         if out and first and first[0] is None:
             out = (None,) + tuple(out[1:])
         return tuple(out)

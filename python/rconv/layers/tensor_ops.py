@@ -1,5 +1,6 @@
-"""Operations on `KerasTensor`s recorded as graph nodes: indexing/slicing (`x[:, 1:3]`) and the arithmetic
-operators (`x + y`, `2 * x`, `x / 255.0`), as Keras 3 records `keras.ops` calls in a functional model.
+"""Operations on `KerasTensor`s recorded as graph nodes: indexing/slicing (`x[:, 1:3]`), the arithmetic
+operators (`x + y`, `2 * x`, `x / 255.0`) and the one-tensor `keras.ops` functions (`ops.mean(x, axis=1)`,
+`ops.square`, `ops.reshape`, ...), as Keras 3 records `keras.ops` calls in a functional model.
 
 Each is an ordinary layer of the protocol (forward, backward with the input gradient), so the one executor
 runs and differentiates them; `binary_op` is what `KerasTensor.__add__` and friends call. Like Keras's
@@ -104,13 +105,15 @@ class GetItem(TensorOp):
         return grad, []
 
     def compute_output_shape(self, input_shape):
-        out = Layer.compute_output_shape(self, input_shape)
         key = self.key if isinstance(self.key, tuple) else (self.key,)
-        batch_sliced = key and key[0] is not Ellipsis and key[0] is not None and not (
-            isinstance(key[0], slice) and key[0] == slice(None))
+        if key and isinstance(key[0], (int, np.integer)) and not isinstance(key[0], bool):
+            sample = np.zeros(tuple(1 if d is None else d for d in input_shape), np.float32)
+            return tuple(np.shape(sample[self.key]))  # one sample: no batch dimension left
+        out = Layer.compute_output_shape(self, input_shape)
+        batch_sliced = key and isinstance(key[0], slice) and key[0] != slice(None)
         if input_shape[0] is None and batch_sliced:
-            raise ValueError(f"GetItem '{self.name}': indexing the batch dimension of a symbolic tensor "
-                             "is not supported")
+            raise ValueError(f"GetItem '{self.name}': slicing the batch dimension of a symbolic tensor is not "
+                             "supported (an int picks one sample, as in Keras 2's `layer.output[0]`)")
         return out
 
     def get_config(self):
@@ -190,22 +193,136 @@ class BinaryOp(TensorOp):
         raise ValueError(f"Operation '{name}' ({_OP_CLASS[op]}) has no tensor argument")
 
 
-# Saved Keras operation class name -> factory(name, node args) -> output tensor.
-registry.register("ops", "GetItem")(GetItem.from_node)
+# Keras operation class -> (gradient rule / NumPy function name, its parameters in Keras's config, in the
+# order the NumPy function takes them after the tensor; "kw:" marks keyword parameters).
+_NUMPY_OPS = {
+    "Mean": ("mean", ("kw:axis", "kw:keepdims")), "Sum": ("sum", ("kw:axis", "kw:keepdims")),
+    "Max": ("max", ("kw:axis", "kw:keepdims", "kw:initial")), "Min": ("min", ("kw:axis", "kw:keepdims", "kw:initial")),
+    "Square": ("square", ()), "Sqrt": ("sqrt", ()), "Absolute": ("absolute", ()), "Exp": ("exp", ()),
+    "Log": ("log", ()), "Tanh": ("tanh", ()), "Negative": ("negative", ()),
+    "ExpandDims": ("expand_dims", ("axis",)), "Squeeze": ("squeeze", ("axis",)),
+    "Reshape": ("reshape", ("newshape",)), "Transpose": ("transpose", ("axes",)),
+    "Clip": ("clip", ("x_min", "x_max")),
+}
+_DEFAULTS = {"axis": None, "keepdims": False, "axes": None, "initial": None}
+
+
+def _tuple_if_list(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+class NumpyOp(TensorOp):
+    """A one-tensor `keras.ops` function on a KerasTensor (`ops.mean(x, axis=1)`, `ops.square(x)`, ...): NumPy
+    forward, the tape's gradient rule (`rconv.autograd.rules`) backward, saved as Keras saves the operation."""
+
+    def __init__(self, op, params=None, **kwargs):
+        if op not in _NUMPY_OPS:
+            raise ValueError(f"NumpyOp: unknown operation {op!r}; known: {sorted(_NUMPY_OPS)}")
+        fn_name, names = _NUMPY_OPS[op]
+        if kwargs.get("name") is None:
+            kwargs["name"] = backend.unique_name(fn_name if op != "Absolute" else "absolute")
+        super().__init__(**kwargs)
+        self.op = op
+        params = dict(params or {})
+        self.params = {n.removeprefix("kw:"): params.get(n.removeprefix("kw:"), _DEFAULTS.get(n.removeprefix("kw:")))
+                       for n in names}
+
+    def _call(self, x):
+        args, kwargs = [x], {}
+        for n in _NUMPY_OPS[self.op][1]:
+            key = n.removeprefix("kw:")
+            value = _tuple_if_list(self.params[key])
+            if key == "initial" and value is None:
+                continue  # NumPy's max/min take no initial=None
+            if n.startswith("kw:"):
+                kwargs[key] = value
+            else:
+                args.append(value)
+        return args, kwargs
+
+    def forward(self, inputs, training=False):
+        args, kwargs = self._call(inputs)
+        return np.ascontiguousarray(getattr(np, _NUMPY_OPS[self.op][0])(*args, **kwargs), np.float32), inputs
+
+    def backward(self, ctx, grad_outputs, need_input_grad=True):
+        if not need_input_grad:
+            return None, []
+        from ..autograd.rules import RULES
+        args, kwargs = self._call(ctx)
+        out = getattr(np, _NUMPY_OPS[self.op][0])(*args, **kwargs)
+        return np.ascontiguousarray(RULES[_NUMPY_OPS[self.op][0]](grad_outputs, out, args, kwargs)[0], np.float32), []
+
+    def compute_output_shape(self, input_shape):
+        if self.op == "Reshape":
+            return _reshaped(input_shape, self.params["newshape"], self.name)
+        return Layer.compute_output_shape(self, input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op, "params": dict(self.params)}
+
+    def keras_entry(self) -> dict:
+        entry = super().keras_entry()
+        entry["config"] = {"name": self.name, **self.params}
+        return entry
+
+    def keras_class_name(self) -> str:
+        return self.op
+
+    def node_args(self, tensor_configs):
+        return [tensor_configs[0]]
+
+    @classmethod
+    def from_node(cls, name, args, op, config=None):
+        if len(args) != 1 or not isinstance(args[0], KerasTensor):
+            raise ValueError(f"Operation '{name}' ({op}) takes one tensor argument")
+        params = {k: v for k, v in (config or {}).items() if k != "name"}
+        return cls(op, params, name=name)(args[0])
+
+
+def _reshaped(input_shape, newshape, name):
+    """Keras's reshape: `newshape` covers every axis (batch included); one -1 takes the rest."""
+    newshape = tuple(newshape)
+    known = [d for d in input_shape[1:]]
+    if None in known:
+        raise ValueError(f"Reshape '{name}': the input's non-batch dimensions must be known, got {input_shape}")
+    size = int(np.prod(known))
+    if newshape.count(-1) > 1:
+        raise ValueError(f"Reshape '{name}': at most one -1 in newshape {newshape}")
+    rest = int(np.prod([d for d in newshape[1:] if d != -1])) if len(newshape) > 1 else 1
+    if newshape and newshape[0] == -1:
+        return (input_shape[0],) + newshape[1:]
+    if -1 in newshape[1:]:
+        if rest == 0 or size % rest:
+            raise ValueError(f"Reshape '{name}': cannot reshape {input_shape} to {newshape}")
+        return tuple(d if d != -1 else size // rest for d in newshape)
+    return newshape
+
+
+def numpy_op(op: str, x, **params):
+    """Record `keras.ops.<op>` on a KerasTensor."""
+    return NumpyOp(op, params)(x)
+
+
+# Saved Keras operation class name -> factory(name, node args, config) -> output tensor.
+registry.register("ops", "GetItem")(lambda name, args, config=None: GetItem.from_node(name, args))
 for _op, _cls in _OP_CLASS.items():
-    registry.register("ops", _cls)(lambda name, args, _op=_op: BinaryOp.from_node(name, args, _op))
+    registry.register("ops", _cls)(lambda name, args, config=None, _op=_op: BinaryOp.from_node(name, args, _op))
+for _cls in _NUMPY_OPS:
+    registry.register("ops", _cls)(lambda name, args, config=None, _cls=_cls: NumpyOp.from_node(name, args, _cls,
+                                                                                               config))
 
 
 class OpNode:
     """What a saved operation entry deserializes to: called on its node's args (tensors and constants), it
     makes the operation layer and returns its output tensor."""
 
-    def __init__(self, class_name: str, name: str):
-        self.class_name, self.name = class_name, name
+    def __init__(self, class_name: str, name: str, config=None):
+        self.class_name, self.name, self.config = class_name, name, dict(config or {})
         self.output = None
 
     def __call__(self, args):
-        return registry.get("ops", self.class_name)(self.name, args if isinstance(args, list) else [args])
+        return registry.get("ops", self.class_name)(self.name, args if isinstance(args, list) else [args],
+                                                    self.config)
 
 
 def op_from_entry(entry: dict, where: str = "") -> OpNode:
@@ -213,10 +330,13 @@ def op_from_entry(entry: dict, where: str = "") -> OpNode:
     if registry.find("ops", class_name) is None:
         raise ValueError(f"{where}Unsupported operation {class_name!r} from {KERAS_OPS_MODULE}; rconv can load: "
                          f"{registry.names('ops')}")
-    name = (entry.get("config") or {}).get("name") or entry.get("name")
+    config = entry.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}Operation {class_name!r}: config must be a dict")
+    name = config.get("name") or entry.get("name")
     if not isinstance(name, str):
         raise ValueError(f"{where}Operation {class_name!r} has no name")
-    return OpNode(class_name, name)
+    return OpNode(class_name, name, config)
 
 
 def binary_op(op: str, a, b):
@@ -229,4 +349,5 @@ def binary_op(op: str, a, b):
     return BinaryOp(op, constant=a, constant_first=True)(b)
 
 
-__all__ = ["TensorOp", "GetItem", "BinaryOp", "binary_op", "OpNode", "op_from_entry", "KERAS_OPS_MODULE"]
+__all__ = ["TensorOp", "GetItem", "BinaryOp", "NumpyOp", "binary_op", "numpy_op", "OpNode", "op_from_entry",
+           "KERAS_OPS_MODULE"]

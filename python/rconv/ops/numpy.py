@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.tape import Tracked, apply_rule
+from ..keras_tensor import KerasTensor
 
 __all__ = [
     "convert_to_tensor", "convert_to_numpy", "shape", "cast",
@@ -22,7 +23,34 @@ def _plain(x):
     return x.view(np.ndarray) if isinstance(x, Tracked) else x
 
 
+# NumPy / rule name -> the Keras operation recorded on KerasTensors, and its positional parameters' names.
+_SYMBOLIC = {
+    "mean": ("Mean", ()), "sum": ("Sum", ()), "max": ("Max", ()), "min": ("Min", ()), "square": ("Square", ()),
+    "sqrt": ("Sqrt", ()), "absolute": ("Absolute", ()), "exp": ("Exp", ()), "log": ("Log", ()),
+    "tanh": ("Tanh", ()), "negative": ("Negative", ()), "expand_dims": ("ExpandDims", ("axis",)),
+    "squeeze": ("Squeeze", ("axis",)), "reshape": ("Reshape", ("newshape",)), "transpose": ("Transpose", ("axes",)),
+    "clip": ("Clip", ("x_min", "x_max")),
+}
+_BINARY = {"add": "add", "subtract": "subtract", "multiply": "multiply", "true_divide": "divide"}
+
+
+def _symbolic(name, args, kwargs):
+    """The operation on KerasTensors: a graph node (`layers.tensor_ops`), as Keras records `keras.ops` calls."""
+    from ..layers import tensor_ops
+    if name in _BINARY:
+        return tensor_ops.binary_op(_BINARY[name], args[0], args[1])
+    if name not in _SYMBOLIC or any(isinstance(a, KerasTensor) for a in args[1:]):
+        raise TypeError(f"rconv.ops.{name} is not supported on symbolic KerasTensors (only on arrays); symbolic: "
+                        f"{sorted(_SYMBOLIC) + sorted(_BINARY)}")
+    op, positional = _SYMBOLIC[name]
+    params = dict(zip(positional, [list(a) if isinstance(a, tuple) else a for a in args[1:]]))
+    params.update({k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+    return tensor_ops.numpy_op(op, args[0], **params)
+
+
 def _record(name, fn, args, kwargs):
+    if any(isinstance(a, KerasTensor) for a in args):
+        return _symbolic(name, args, kwargs)
     plain_args = [[_plain(a) for a in x] if isinstance(x, (list, tuple)) else _plain(x) for x in args]
     result = fn(*plain_args, **kwargs)
     return apply_rule(name, result, list(args), kwargs)
@@ -42,7 +70,7 @@ def convert_to_numpy(x) -> np.ndarray:
 
 
 def shape(x) -> tuple:
-    return tuple(np.shape(x))
+    return tuple(x.shape) if isinstance(x, KerasTensor) else tuple(np.shape(x))
 
 
 def cast(x, dtype):
