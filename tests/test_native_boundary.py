@@ -52,6 +52,7 @@ CASES = {
     "activation": lambda u: (u(X2), "softmax"),
     "activation_backward": lambda u: (u(X2), u(f32(4, 5, seed=7)), "sigmoid"),
     "loss": lambda u: (u(X2), u(np.array([0, 4, 2, 1], np.int64)), "softmax_cross_entropy"),
+    "row_loss": lambda u: (u(X2), u(f32(4, 5, seed=7)), "huber", u(f32(4, seed=3)), {"delta": 0.5}),
     "sgd_update": lambda u: (X2.copy(), u(f32(4, 5, seed=8)), np.zeros((4, 5), np.float32), 0.1, 0.9, True),
     "rmsprop_update": lambda u: (X2.copy(), u(f32(4, 5, seed=8)), np.ones((4, 5), np.float32), 0.1, 0.9, 1e-7),
     "adam_update": lambda u: (X2.copy(), u(f32(4, 5, seed=8)), np.zeros((4, 5), np.float32),

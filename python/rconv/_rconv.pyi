@@ -86,7 +86,10 @@ __all__ += []
 __all__ += []
 
 # == losses (py/loss.rs) ==
-__all__ += []
+__all__ += ["row_loss"]
+
+def row_loss(pred: _F32, labels: npt.NDArray[np.float32] | npt.NDArray[np.int64], kind: str, coef: _F32,
+             params: Optional[dict[str, float]] = None) -> Tuple[float, _F32, _F32]: ...
 
 # == optimizers (py/optim.rs) ==
 __all__ += ["adadelta_update", "adagrad_update", "adamax_update", "nadam_update", "lion_update",
