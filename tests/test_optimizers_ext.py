@@ -166,6 +166,36 @@ def test_keras_constraints_empty_gradients_callable_lr_and_get():
         optimizers.Adam(beta3=0.1)
 
 
+@pytest.mark.parametrize("size", [0, 1, 5, (1 << 14) + 3, 3 * (1 << 14)])
+def test_kernels_cover_every_chunk(size):
+    """The kernels split buffers into chunks run in parallel: every element is updated, whatever the size."""
+    rng = np.random.default_rng(size)
+    p, g = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32)
+    m, u = np.zeros(size, np.float32), np.zeros(size, np.float32)
+    want = p - 0.1 * g / ((1 - 0.9) * (np.abs(g) + 1e-7)) * (1 - 0.9)  # Adamax's first step
+    rconv.ops.adamax_update(p, g, m, u, 0.1, step=1)
+    np.testing.assert_allclose(p, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(u, np.abs(g))
+    assert rconv.ops.sum_squares(g) == pytest.approx(float(np.sum(g.astype(np.float64) ** 2)), rel=1e-12)
+
+
+def test_kernel_arguments_are_checked():
+    p, s = np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="adagrad_update: `accumulator` has shape"):
+        rconv.ops.adagrad_update(p, np.ones((2, 3)), np.zeros(6, np.float32), 0.1)
+    with pytest.raises(ValueError, match="nadam_update: step is the 1-based iteration count, got 0"):
+        rconv.ops.nadam_update(p, np.ones((2, 3)), s, s.copy(), 0.1, step=0)
+    with pytest.raises(TypeError, match="lion_update: `beta_1` must be a real number"):
+        rconv.ops.lion_update(p, np.ones((2, 3)), s, 0.1, beta_1="x")
+    with pytest.raises(ValueError, match="rmsprop_update: momentum 0.5 needs a momentum_buf"):
+        rconv.ops.rmsprop_update(p, np.ones((2, 3)), s, 0.1, momentum=0.5)
+    with pytest.raises(ValueError, match="the gradient of 'w' has shape"):
+        optimizers.Adam().apply([np.ones(4)], [Variable(np.ones(3), name="w")])
+    for bad in (np.ones((2, 3)), np.ones((2, 3), np.float32)[:, ::2]):  # float64 / not contiguous: refused
+        with pytest.raises((TypeError, ValueError), match="adadelta_update"):
+            rconv.ops.adadelta_update(bad, np.ones(bad.shape), s, s.copy(), 0.1)
+
+
 # --- float64 references --------------------------------------------------------------------------------
 def ref_update(cls, c, p, g, s, t, lr):
     """One Keras update in float64; `s` holds the slots (created on first use), `t` is 1-based."""
@@ -439,3 +469,79 @@ def test_steps_match_real_keras(tmp_path):
         got = run_rconv(opt, params, grads)
         for v, want in zip(got, expected[key]):
             np.testing.assert_allclose(v.numpy(), np.asarray(want), rtol=1e-4, atol=1e-5, err_msg=f"{key} {config}")
+
+
+KERAS_RESUME = textwrap.dedent("""
+    import os, sys, warnings
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, keras
+    d, n = sys.argv[1], int(sys.argv[2])
+    x, y = np.load(f"{d}/x.npy"), np.load(f"{d}/y.npy")
+    for i in range(n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a skipped optimizer state is a failure
+            m = keras.models.load_model(f"{d}/rconv{i}.keras")
+        m.train_on_batch(x, y)
+        np.savez(f"{d}/keras{i}.npz", *m.get_weights())
+        m.train_on_batch(x, y)
+        m.save(f"{d}/keras{i}.keras")
+    print("OK")
+""")
+
+
+@pytest.mark.keras
+def test_optimizer_state_round_trips_with_real_keras(tmp_path, monkeypatch):
+    """rconv -> Keras: Keras resumes rconv's state (written in Keras's variable order by `keras_variables`);
+    Keras -> rconv: rconv resumes Keras's."""
+    from test_keras_interop import _keras_python
+    from rconv.saving import weights
+    exe = _keras_python()
+    # The wiring saving/weights.py needs (until it has it): write `keras_variables`; on reading, the scalars
+    # Keras keeps after the slots (Nadam's u_product) are not slots.
+    monkeypatch.setattr(weights, "optimizer_state", lambda m: m.optimizer.keras_variables(m.trainable_weights))
+    plan = weights.plan_optimizer_state
+
+    def plan_in_keras_order(model, entries, source):
+        opt, n = model.optimizer, len(model.trainable_weights)
+        entries = list(entries)
+        head = 1 + (opt.has_learning_rate_variable and len(entries) > 1 and entries[1][1].shape == ())
+        slots = entries[head:head + n * len(opt._slot_names)]
+        interleaved = [None] * len(slots)  # the layout plan_optimizer_state assumes for unnamed slots
+        for entry, (i, j, _) in zip(slots, opt.keras_slot_positions(n)):
+            interleaved[i * len(opt._slot_names) + j] = entry
+        return plan(model, entries[:head] + interleaved, source)
+    monkeypatch.setattr(weights, "plan_optimizer_state", plan_in_keras_order)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((6, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    models = []
+    for i, opt in enumerate(RESUME):
+        rconv.utils.set_random_seed(3)
+        model = rconv.Sequential([rconv.Input((5,)), layers.Dense(4, activation="relu"), layers.Dense(3)])
+        model.compile(optimizer=optimizers.deserialize(optimizers.serialize(opt)), loss="mse")
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        model.save(tmp_path / f"rconv{i}.keras")
+        models.append(model)
+    proc = subprocess.run([exe, "-c", KERAS_RESUME, str(tmp_path), str(len(RESUME))], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
+    for i, (opt, model) in enumerate(zip(RESUME, models)):
+        model.train_on_batch(x, y)
+        keras_weights = np.load(tmp_path / f"keras{i}.npz")
+        for j, w in enumerate(model.get_weights()):
+            np.testing.assert_allclose(w, keras_weights[f"arr_{j}"], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"Keras resuming rconv's {type(opt).__name__} state")
+        model.train_on_batch(x, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loaded = rconv.saving.load_model(tmp_path / f"keras{i}.keras")
+        assert loaded.optimizer.iterations == 5
+        for a, b in zip(model.trainable_weights, loaded.trainable_weights):
+            for sa, sb in zip(model.optimizer._slots_for(a), loaded.optimizer._slots_for(b)):
+                np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
+        model.train_on_batch(x, y)
+        loaded.train_on_batch(x, y)
+        for a, b in zip(model.get_weights(), loaded.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"rconv resuming Keras's {opt.name}")

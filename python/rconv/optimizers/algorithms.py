@@ -2,6 +2,8 @@
 Keras; each `_update` runs one Rust kernel of `rconv.ops` on the variable and its slots, in place."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops, registry
 from ..ops.optim import nadam_u_product
 from .base import Optimizer
@@ -152,13 +154,19 @@ class Nadam(Optimizer):
     def _slot_groups(self):
         return (("momentum", "velocity"),)
 
+    def _u_product_at(self, step: int) -> float:
+        done, product = self._u_product
+        if done > step:  # iterations was set back (a load): start over from step 0
+            done, product = 0, 1.0
+        self._u_product = (step, nadam_u_product(self.beta_1, step, product, done))
+        return self._u_product[1]
+
     def _update_step(self, grads, variables, lr):
-        step, product = self._u_product
-        if step != self.iterations:  # iterations was set (a load): start over from step 0
-            step, product = 0, 1.0
-        product = nadam_u_product(self.beta_1, self.iterations + 1, product, step)
-        self._u_product = (self.iterations + 1, product)
+        self._u_product_at(self.iterations + 1)
         super()._update_step(grads, variables, lr)
+
+    def keras_extra_variables(self):
+        return [("variable", np.asarray(self._u_product_at(self.iterations), np.float32))]
 
     def _update(self, param, grad, slots, lr):
         ops.nadam_update(param, grad, slots["momentum"], slots["velocity"], lr, self.beta_1, self.beta_2,

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from .. import ops
+from .. import backend, ops
 from . import schedules
 
 # Keras 3 base-optimizer arguments, in its get_config order, with their defaults.
@@ -153,16 +153,41 @@ class Optimizer:
             self._slots_for(var)
         self._built_variables = list(variables)
 
-    def keras_slot_order(self, variables) -> list:
-        """[(Keras variable name, slot array)] in Keras 3's `optimizer.variables` order (after iteration and
-        learning_rate): each slot group interleaved per variable, the groups one after another."""
+    def keras_slot_positions(self, n_variables: int) -> list:
+        """[(variable index, slot index in `_slot_names`, slot name)] in Keras 3's `optimizer.variables` order:
+        each slot group interleaved per variable, the groups one after another."""
         out, offset = [], 0
         for group in self._all_slot_groups():
-            for var in variables:
-                slots = self._slots_for(var)
-                for j, name in enumerate(group):
-                    out.append((f"{var.path.replace('/', '_')}_{name}", slots[offset + j]))
+            out += [(i, offset + j, name) for i in range(n_variables) for j, name in enumerate(group)]
             offset += len(group)
+        return out
+
+    def keras_slot_order(self, variables) -> list:
+        """[(Keras variable name, slot array)] in Keras 3's order (`keras_slot_positions`)."""
+        return [(f"{variables[i].path.replace('/', '_')}_{name}", self._slots_for(variables[i])[j])
+                for i, j, name in self.keras_slot_positions(len(variables))]
+
+    def keras_extra_variables(self) -> list:
+        """[(Keras path, array)] of the optimizer variables Keras creates after the slots (Nadam's
+        `u_product`); none by default."""
+        return []
+
+    @property
+    def has_learning_rate_variable(self) -> bool:
+        """Keras keeps a `learning_rate` variable only for a float rate (not for a schedule or callable)."""
+        return not callable(self._learning_rate)
+
+    def keras_variables(self, variables) -> list:
+        """[(Keras path, array)]: Keras 3's `optimizer.variables` for these model variables, in its order
+        (`iteration`, `learning_rate` unless a schedule drives it, the slots as `keras_slot_order`, extras);
+        what Keras writes in `optimizer/vars` and reads back by position."""
+        prefix = backend.to_snake_case(type(self).__name__)
+        out = [(f"{prefix}/iteration", np.asarray(self.iterations, np.int64))]
+        if self.has_learning_rate_variable:
+            out.append((f"{prefix}/learning_rate", np.asarray(self.learning_rate, np.float32)))
+        if self.built:
+            out += [(f"{prefix}/{name}", arr) for name, arr in self.keras_slot_order(variables)]
+            out += self.keras_extra_variables()
         return out
 
     # --- weight decay ---------------------------------------------------------------------------------
