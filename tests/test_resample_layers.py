@@ -80,11 +80,18 @@ def test_resizing_keras_behaviour():
     assert layers.Resizing(6, 6)(x).shape == (2, 6, 6, 3)
     assert layers.Resizing(6, 6)(x[0]).shape == (6, 6, 3)  # unbatched images
     assert layers.Resizing(6, 6)(rconv.Input((None, None, 3))).shape == (None, 6, 6, 3)
-    # keras resizing_test.test_crop_to_aspect_ratio: 4x4 -> 2x4 keeps the middle rows
+    # keras resizing_test: nearest down- and up-sampling, crop to aspect ratio, unbatched
     img = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
-    out = layers.Resizing(2, 4, crop_to_aspect_ratio=True)(img)
-    np.testing.assert_allclose(out[0, :, :, 0], [[4, 5, 6, 7], [8, 9, 10, 11]])
-    # keras resizing_test.test_pad_to_aspect_ratio: 3x3 padded to 3x5 with the fill value
+    np.testing.assert_array_equal(layers.Resizing(2, 2, interpolation="nearest")(img)[0, :, :, 0], [[5, 7], [13, 15]])
+    np.testing.assert_array_equal(layers.Resizing(2, 2, interpolation="nearest")(img[0])[:, :, 0], [[5, 7], [13, 15]])
+    small = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)
+    np.testing.assert_array_equal(layers.Resizing(4, 4, interpolation="nearest")(small)[0, :, :, 0],
+                                  [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+    out = layers.Resizing(4, 2, interpolation="nearest", crop_to_aspect_ratio=True)(img)
+    np.testing.assert_array_equal(out[0, :, :, 0], [[1, 2], [5, 6], [9, 10], [13, 14]])
+    # keras resizing_test.test_data_stretch / tf_data: the output size whatever the input's
+    assert layers.Resizing(8, 9)(np.zeros((2, 10, 12, 3), np.float32)).shape == (2, 8, 9, 3)
+    # rconv: 3x3 padded to 3x5 with the fill value
     img = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
     out = layers.Resizing(3, 5, pad_to_aspect_ratio=True, fill_value=0.0, interpolation="nearest")(img)
     np.testing.assert_allclose(out[0, :, :, 0], [[0, 1, 2, 3, 0], [0, 4, 5, 6, 0], [0, 7, 8, 9, 0]])
@@ -119,6 +126,15 @@ def test_center_crop_keras_behaviour():
     np.testing.assert_array_equal(layers.CenterCrop(4, 5)(x[0]), x[0, 2:6, 2:7])
     np.testing.assert_allclose(layers.CenterCrop(10, 4)(x), smart_resize_ref(x, (10, 4)), atol=1e-6)
     assert layers.CenterCrop(10, 4)(rconv.Input((8, 9, 3))).shape == (None, 10, 4, 3)
+    # keras center_crop_test: odd and even margins, batched and not; smaller than the box = crop_to_aspect_ratio
+    img = np.random.default_rng(4).random((2, 9, 11, 3)).astype(np.float32)
+    for h, w in [(5, 7), (4, 11), (9, 6), (1, 1)]:
+        t, left = (9 - h) // 2, (11 - w) // 2
+        np.testing.assert_array_equal(layers.CenterCrop(h, w)(img), img[:, t:t + h, left:left + w])
+        np.testing.assert_array_equal(layers.CenterCrop(h, w)(img[1]), img[1, t:t + h, left:left + w])
+    for images in (img, img[0]):
+        np.testing.assert_array_equal(layers.CenterCrop(10, 17)(images),
+                                      layers.Resizing(10, 17, crop_to_aspect_ratio=True)(images))
     layer = layers.CenterCrop(4, 5)
     assert layer.get_config() == {"name": layer.name, "trainable": True, "dtype": layer.get_config()["dtype"],
                                   "data_format": "channels_last", "height": 4, "width": 5}
@@ -139,6 +155,13 @@ def test_random_crop_keras_behaviour():
     np.testing.assert_array_equal(layers.RandomCrop(8, 9)(x, training=False), x)
     # smaller than the target: resized, in training too
     np.testing.assert_allclose(layers.RandomCrop(10, 4)(x), smart_resize_ref(x, (10, 4)), atol=1e-6)
+    # keras random_crop_test: output shapes (partial, longer height/width, unbatched), in both modes
+    for shape, (h, w), out in [((1, 3, 4, 3), (2, 2), (1, 2, 2, 3)), ((3, 4, 3), (2, 2), (2, 2, 3)),
+                               ((12, 8, 16, 3), (8, 8), (12, 8, 8, 3)), ((12, 8, 16, 3), (10, 8), (12, 10, 8, 3)),
+                               ((12, 8, 16, 3), (8, 18), (12, 8, 18, 3)), ((2, 10, 12, 3), (8, 9), (2, 8, 9, 3))]:
+        images = np.random.default_rng(6).random(shape).astype(np.float32)
+        for training in (True, False):
+            assert layers.RandomCrop(h, w)(images, training=training).shape == out
     rconv.utils.set_random_seed(5)
     a = layers.RandomCrop(5, 6)(x)
     rconv.utils.set_random_seed(5)
@@ -177,10 +200,15 @@ def test_random_brightness_clip_gradient():
     np.testing.assert_array_equal(grad[0, 0, :, 0], [1, 1, 0])
 
 
-@pytest.mark.parametrize("factor", [1.5, (0.1, 0.2, 0.3), "0.2", (-2.0, -1.5)])
+@pytest.mark.parametrize("factor", [1.1, -1.1, (0.1, 0.2, 0.3), [0.1], "0.2", (-2.0, -1.5)])
 def test_random_brightness_bad_factor(factor):
-    with pytest.raises(ValueError, match="bright_probe.*factor"):
+    with pytest.raises(ValueError, match="bright_probe.*The `factor` argument should be a number"):
         layers.RandomBrightness(factor, name="bright_probe")
+
+
+def test_random_brightness_bad_rank():
+    with pytest.raises(ValueError, match="bright_probe.*rank 3 or 4"):
+        layers.RandomBrightness(0.1, name="bright_probe")(np.random.rand(10, 10), training=True)
 
 
 @pytest.mark.parametrize("value_range", [(1,), (0, 1, 2), 5])
