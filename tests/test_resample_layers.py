@@ -211,7 +211,15 @@ def test_random_brightness_bad_rank():
         layers.RandomBrightness(0.1, name="bright_probe")(np.random.rand(10, 10), training=True)
 
 
-@pytest.mark.parametrize("value_range", [(1,), (0, 1, 2), 5])
+def test_numpy_numbers_in_arguments_give_json_configs():
+    configs = [layers.RandomBrightness(np.float32(0.25), value_range=(np.int64(0), np.float32(1))).get_config(),
+               layers.Resizing(np.int64(3), 4, fill_value=np.float32(0.5), pad_to_aspect_ratio=True).get_config(),
+               layers.GaussianNoise(np.float64(0.1)).get_config()]
+    json.dumps(configs)
+    assert configs[0]["value_range"] == [0, 1] and configs[1]["height"] == 3 and configs[1]["fill_value"] == 0.5
+
+
+@pytest.mark.parametrize("value_range", [(1,), (0, 1, 2), 5, ("a", 1)])
 def test_random_brightness_bad_value_range(value_range):
     with pytest.raises(ValueError, match="bright_probe.*value_range"):
         layers.RandomBrightness(0.1, value_range=value_range, name="bright_probe")

@@ -185,6 +185,7 @@ def test_spatial_dropout_2d_keras_config_and_errors():
         layers.SpatialDropout2D(1.5)
     with pytest.raises(ValueError, match="channels_last"):
         layers.SpatialDropout2D(0.5, data_format="channels_first")
+    assert layers.SpatialDropout2D(0.5)(rconv.Input((3, 2, 4)), training=True).shape == (None, 3, 2, 4)
     with pytest.raises(ValueError, match="sd2.*ndim=4"):
         layers.SpatialDropout2D(0.5, name="sd2")(np.zeros((2, 3, 4), np.float32))
 

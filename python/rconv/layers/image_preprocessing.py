@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import ops
 from ..registry import register
-from .augmentation import _bounded_factor, _RandomAugmentation
+from .augmentation import _bounded_factor, _is_number, _RandomAugmentation
 from .layer import Layer, check_data_format, positive_int, shape_str
 from .reshaping import check_interpolation
 
@@ -90,6 +90,13 @@ def smart_resize(x, size, interpolation: str = "bilinear"):
 
 
 # --- the layer plumbing shared by the resampling layers ------------------------------------------------
+
+def plain_number(value, name: str, where: str):
+    """A real number as a Python int or float (NumPy scalars too, so configs stay JSON), else ValueError."""
+    if not _is_number(value):
+        raise ValueError(f"{where}: `{name}` must be a number, got {value!r}")
+    return value.item() if isinstance(value, np.generic) else value
+
 
 def _kind(layer) -> str:
     return f"{type(layer).__name__} '{layer.name}'"
@@ -177,7 +184,7 @@ class Resizing(_ImageResampling):
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
         self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
         self.fill_mode = fill_mode
-        self.fill_value = fill_value
+        self.fill_value = plain_number(fill_value, "fill_value", where)
         self.antialias = bool(antialias)
 
     def _transform(self, images):
@@ -255,7 +262,7 @@ class RandomBrightness(_RandomAugmentation):
         if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
             raise ValueError(f"{_kind(self)}: the `value_range` argument should be a list of two numbers. "
                              f"Received: value_range={value_range!r}")
-        self.value_range = sorted(value_range)
+        self.value_range = sorted(plain_number(v, "value_range", _kind(self)) for v in value_range)
 
     def _augment(self, images):
         low, high = self.value_range

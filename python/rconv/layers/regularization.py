@@ -42,7 +42,7 @@ class GaussianNoise(Layer):
                 or not 0 <= stddev <= 1:
             raise ValueError(f"GaussianNoise '{self.name}': invalid value received for argument `stddev`. Expected "
                              f"a float value between 0 and 1. Received: stddev={stddev!r}")
-        self.stddev = stddev
+        self.stddev = stddev.item() if isinstance(stddev, np.generic) else stddev
         self.seed = seed
         self._rng = None if seed is None else np.random.default_rng(seed)
 
