@@ -73,6 +73,19 @@ def test_real_keras_model_loads_with_keras_predictions_and_configs(filename, key
         assert len(compared) == 12, sorted(compared)
 
 
+def test_real_keras_model_resumes_training_like_keras():
+    """One Adam step from a Keras-saved state: the gradients through every layer of the family (random ones
+    set to the identity) must be TensorFlow's for the predictions after the step to agree."""
+    with np.load(FIXTURES / "resample_expected.npz") as f:
+        image, probs, after = f["model:image"], f["train:probs"], f["train:after_probs"]
+        tx, ty = f["train:image"], f["train:labels"]
+    model = rconv.models.load_model(FIXTURES / "resample_train.keras")
+    np.testing.assert_allclose(model.predict(image, verbose=0), probs, atol=1e-5)
+    model.train_on_batch(tx, ty)
+    assert np.abs(after - probs).max() > 1e-3, "the step must move the predictions"
+    np.testing.assert_allclose(model.predict(image, verbose=0), after, atol=1e-5)
+
+
 # --- Keras tests, ported -----------------------------------------------------------------------------------
 
 def test_resizing_keras_behaviour():

@@ -16,7 +16,9 @@ the exact one (tests/test_resample.py reproduces TF, not exact arithmetic).
 two steps with Adam; `model:image` / `model:probs` in the npz are fixed inputs and Keras's predictions. (Its
 RandomCrop keeps the input size: Keras >= 3.8 does not crop at inference.) `resample_model.h5` and
 `model_h5:probs`: the same without RandomBrightness, which Keras 3.15 cannot write to .h5 ("cannot pickle
-'module' object").
+'module' object"). `resample_train.keras`: the same with the random layers made the identity (factor, rate
+and stddev 0), `train:probs` its predictions, and `train:after_probs` the predictions after one more
+`train_on_batch(train:image, train:labels)` from the saved state: TF's gradients through every layer enter it.
 """
 import json
 import os
@@ -49,16 +51,16 @@ CASES = {
 }
 
 
-def build_model(keras, brightness=True):
+def build_model(keras, brightness=0.1, rate=0.2, stddev=0.05):
     from keras import layers as L
     inp = keras.Input((9, 8, 3), name="image")
     h = L.Resizing(10, 12, name="resize")(inp)
-    if brightness:
-        h = L.RandomBrightness(0.1, value_range=(-10, 10), seed=1, name="brightness")(h)
+    if brightness is not None:
+        h = L.RandomBrightness(brightness, value_range=(-10, 10), seed=1, name="brightness")(h)
     h = L.RandomCrop(10, 12, seed=2, name="random_crop")(h)
     h = L.Conv2D(4, 3, padding="same", name="conv")(h)
-    h = L.SpatialDropout2D(0.2, seed=3, name="sdrop")(h)
-    h = L.GaussianNoise(0.05, seed=4, name="noise")(h)
+    h = L.SpatialDropout2D(rate, seed=3, name="sdrop")(h)
+    h = L.GaussianNoise(stddev, seed=4, name="noise")(h)
     h = L.UpSampling2D((2, 1), interpolation="bilinear", name="up_bilinear")(h)
     h = L.UpSampling2D((1, 2), name="up_nearest")(h)
     h = L.ZeroPadding2D(((1, 0), (2, 1)), name="pad")(h)
@@ -81,13 +83,21 @@ def save_model(keras, rng, out):
     x = rng.uniform(-1, 1, (6, 9, 8, 3)).astype(np.float32)
     image = rng.uniform(-1, 1, (4, 9, 8, 3)).astype(np.float32)
     out["model:image"] = image
-    for key, name, brightness in [("model", "resample_model.keras", True), ("model_h5", "resample_model.h5", False)]:
+    variants = [("model", "resample_model.keras", {}), ("model_h5", "resample_model.h5", {"brightness": None}),
+                ("train", "resample_train.keras", {"brightness": 0.0, "rate": 0.0, "stddev": 0.0})]
+    for key, name, kwargs in variants:
         keras.utils.set_random_seed(0)
-        model = build_model(keras, brightness)
+        model = build_model(keras, **kwargs)
         for _ in range(2):
             model.train_on_batch(x, np.arange(6) % 2)
         model.save(os.path.join(OUT, name))
         out[f"{key}:probs"] = model.predict(image, verbose=0)
+    # The deterministic variant resumes training: one more step from the saved state (Adam slots included).
+    tx = rng.uniform(-1, 1, (5, 9, 8, 3)).astype(np.float32)
+    ty = np.array([0, 1, 1, 0, 1])
+    model.train_on_batch(tx, ty)
+    out["train:image"], out["train:labels"] = tx, ty
+    out["train:after_probs"] = model.predict(image, verbose=0)
 
 
 def main():
