@@ -153,6 +153,19 @@ def test_repeat_vector_keras_values_and_errors():
             layers.RepeatVector(n=n)
 
 
+def test_autoencoder_with_bilinear_upsampling_learns():
+    """Conv -> MaxPool -> UpSampling2D(bilinear) -> pad/crop -> Conv reconstructs smooth images (fit)."""
+    rconv.utils.set_random_seed(0)
+    x = rconv.ops.resize(np.random.default_rng(0).uniform(-1, 1, (64, 4, 4, 1)).astype(np.float32), (8, 8))
+    inp = rconv.Input((8, 8, 1))
+    h = layers.MaxPooling2D(2)(layers.Conv2D(8, 3, padding="same", activation="relu")(inp))
+    h = layers.Cropping2D(1)(layers.ZeroPadding2D(1)(layers.UpSampling2D(2, interpolation="bilinear")(h)))
+    model = rconv.Model(inp, layers.Conv2D(1, 3, padding="same")(h))
+    model.compile(optimizer=rconv.optimizers.Adam(1e-2), loss="mse")
+    losses = model.fit(x, x, epochs=30, batch_size=16, verbose=0).history["loss"]
+    assert losses[-1] < 0.1 * losses[0], f"the autoencoder did not learn: {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
 # --- noise layers ---------------------------------------------------------------------------------------
 
 def test_spatial_dropout_2d_drops_whole_channels_and_is_identity_at_inference():
