@@ -1,4 +1,5 @@
-"""Shape/elementwise layers: Input/InputLayer, Flatten, Dropout, Activation, ReLU, Softmax, Rescaling.
+"""Shape/elementwise layers: Input/InputLayer, Flatten, Dropout, Activation, Rescaling (ReLU, Softmax and the
+other activation layers are in layers/activations.py).
 
 Only NumPy glue lives here (reshapes, masks, a scale); activations go through `ops`.
 """
@@ -14,7 +15,7 @@ from .layer import Layer, check_data_format
 from ..registry import register
 
 
-__all__ = ["Activation", "Dropout", "Flatten", "Input", "InputLayer", "ReLU", "Rescaling", "Softmax"]
+__all__ = ["Activation", "Dropout", "Flatten", "Input", "InputLayer", "Rescaling"]
 
 @register("layers", "InputLayer")
 class InputLayer(Layer):
@@ -134,33 +135,6 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
-
-
-@register("layers", "ReLU")
-class ReLU(Activation):
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
-        super().__init__(activations.relu, **kwargs)
-        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
-            raise NotImplementedError(f"ReLU '{self.name}': only max_value=None, negative_slope=0, "
-                                      "threshold=0 are supported")
-        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
-
-    def get_config(self):
-        config = Layer.get_config(self)
-        return {**config, "max_value": self.max_value, "negative_slope": self.negative_slope,
-                "threshold": self.threshold}
-
-
-@register("layers", "Softmax")
-class Softmax(Activation):
-    def __init__(self, axis=-1, **kwargs):
-        super().__init__(activations.softmax, **kwargs)
-        if axis != -1:
-            raise NotImplementedError(f"Softmax '{self.name}': only axis=-1 is supported")
-        self.axis = axis
-
-    def get_config(self):
-        return {**Layer.get_config(self), "axis": self.axis}
 
 
 @register("layers", "Rescaling")
