@@ -3,8 +3,8 @@
 * the op against a float64 NumPy reference (its analytic backward checked by finite differences first), over
   odd shapes, batch 1, rank 2 to 4, one group and one group per channel, and bitwise equal whatever the thread
   count; bad arguments;
-* the layer through `run_layer_test` (forward, finite-difference backward, config, .keras saving, shapes,
-  bad inputs) for several configurations (instance norm, channels-first axis, no gamma/beta, regularizers);
+* the layer: its `run_layer_test` contract cases (forward, finite-difference backward, config, .keras saving,
+  shapes, bad inputs) are in tests/contract_cases_normalization.py; here weights and configs;
 * ports of Keras's group_normalization_test.py (its inputs and expected values);
 * real Keras 3 numbers (tests/keras_fixtures/make_group_norm_fixtures.py): outputs and TensorFlow gradients,
   configs, and a Keras-saved model (.keras and .h5) loading with Keras's predictions; an rconv-saved model
@@ -22,7 +22,6 @@ import pytest
 
 import rconv
 import reference as ref
-from layer_test import run_layer_test
 from rconv import constraints, layers, ops, regularizers
 from threads import arrays_per_thread_count
 
@@ -152,40 +151,6 @@ def test_group_norm_op_bad_arguments(call, message):
 
 
 # --- the layer --------------------------------------------------------------------------------------------
-
-def _layer_reference(groups, axis=-1, epsilon=1e-3, center=True, scale=True):
-    def fn(x, weights):
-        x = np.asarray(x, np.float64)
-        weights = list(weights)
-        gamma = weights.pop(0) if scale else None
-        beta = weights.pop(0) if center else None
-        moved = np.moveaxis(x, axis, -1)
-        g = moved.shape[-1] if groups == -1 else groups
-        return np.moveaxis(group_norm64(moved, gamma, beta, g, epsilon), -1, axis)
-    return fn
-
-
-LAYER_CASES = [
-    ({"groups": 3}, (2, 5, 4, 6)),
-    ({}, (2, 3, 64)),                                   # the default groups=32, two channels per group
-    ({"groups": -1, "epsilon": 1e-2}, (1, 5, 3, 4)),    # instance normalization, batch 1
-    ({"groups": 2, "axis": 1}, (2, 4, 3, 5)),           # channels first
-    ({"groups": 1, "center": False, "scale": False}, (3, 7)),
-    ({"groups": 2, "gamma_regularizer": "l2", "beta_constraint": "non_neg"}, (2, 3, 3, 4)),
-]
-
-
-@pytest.mark.parametrize("kwargs,shape", LAYER_CASES)
-def test_group_normalization_layer_contract(kwargs, shape, tmp_path):
-    groups = kwargs.get("groups", 32)
-    indivisible = [(2, 3, groups + 1)] if groups > 1 else []  # a channel count the groups do not divide
-    bad_built = [tuple(shape[:-1]) + (shape[-1] * 2,)] if kwargs.get("axis", -1) == -1 else []
-    run_layer_test(layers.GroupNormalization, kwargs, shape,
-                   _layer_reference(groups, kwargs.get("axis", -1), kwargs.get("epsilon", 1e-3),
-                                    kwargs.get("center", True), kwargs.get("scale", True)),
-                   bad_input_shapes=[(2,)] + (indivisible if kwargs.get("axis", -1) == -1 else []),
-                   bad_built_shapes=bad_built + [tuple(shape) + (1,)], tmp_path=tmp_path)
-
 
 def test_group_normalization_weights_and_config():
     layer = layers.GroupNormalization(groups=2, gamma_regularizer=regularizers.L2(0.01),

@@ -1,4 +1,5 @@
-"""Process-wide state shared by layers, initializers and training: the random generator and name counters.
+"""Process-wide state shared by layers, initializers and training: the random generator and name counters,
+and Keras's `keras.backend` configuration functions (`image_data_format`, `epsilon`, `floatx`, `backend`, ...).
 
 One global NumPy generator feeds every weight initializer, shuffle and dropout mask, so
 `rconv.utils.set_random_seed(seed)` makes a whole run (weights, batch order, masks) reproducible.
@@ -18,8 +19,59 @@ _name_counts: "collections.Counter[str]" = collections.Counter()
 _EPSILON = 1e-7
 
 
+_IMAGE_DATA_FORMAT = "channels_last"
+
+
+def backend() -> str:
+    """The name of the computation backend (Keras returns "tensorflow", "jax", ...): here "rconv"."""
+    return "rconv"
+
+
 def floatx() -> str:
+    """The default float type: rconv computes in float32 only."""
     return "float32"
+
+
+def set_floatx(value: str) -> None:
+    """Keras's `set_floatx`: rconv accepts only "float32" (its kernels are float32)."""
+    if str(value) != "float32":
+        raise ValueError(f"rconv computes in float32 only; set_floatx({value!r}) is not supported")
+
+
+def image_data_format() -> str:
+    """The image layout convention, always "channels_last" (NHWC) in rconv."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(data_format: str) -> None:
+    """Keras's `set_image_data_format`: "channels_last" is accepted; "channels_first" is refused, as rconv's
+    kernels are NHWC only (transpose NCHW data with `np.transpose(x, (0, 2, 3, 1))` or `layers.Permute`)."""
+    if data_format == "channels_last":
+        return
+    if data_format == "channels_first":
+        raise ValueError("rconv only supports image_data_format 'channels_last' (NHWC); 'channels_first' (NCHW) "
+                         "is not available. Transpose NCHW arrays with np.transpose(x, (0, 2, 3, 1)).")
+    raise ValueError(f"The `data_format` argument must be one of {{'channels_first', 'channels_last'}}. "
+                     f"Received: data_format={data_format!r}")
+
+
+def image_dim_ordering() -> str:
+    """Keras 1's name for the image layout: "tf" (channels last)."""
+    return "tf"
+
+
+def is_keras_tensor(x) -> bool:
+    """True for a symbolic tensor (what `rconv.Input` and symbolic layer calls return)."""
+    from .keras_tensor import KerasTensor
+    return isinstance(x, KerasTensor)
+
+
+def int_shape(x) -> tuple:
+    """The shape of a tensor, variable or array as a tuple of ints (None for unknown dimensions)."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    return tuple(None if d is None else int(d) for d in shape)
 
 
 def epsilon() -> float:

@@ -183,16 +183,20 @@ def _open_url(url: str, timeout: float):
     return urllib.request.urlopen(request, timeout=timeout)
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
+def sha256_of(path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def download(url: str, dest, sha256: str) -> Path:
-    """Download ``url`` to ``dest``, atomically, accepting it only if its SHA-256 is ``sha256``.
+_HASH_NAMES = {"sha256": "SHA-256", "md5": "MD5"}
+
+
+def download(url: str, dest, sha256: Optional[str], *, algorithm: str = "sha256") -> Path:
+    """Download ``url`` to ``dest``, atomically, accepting it only if its SHA-256 is ``sha256`` (any hash when
+    ``sha256`` is None; ``algorithm`` names another hashlib algorithm, e.g. "md5" for legacy Keras hashes).
 
     The bytes go to a temporary file next to ``dest`` that is renamed over ``dest`` only once the
     hash matches; on any failure the temporary file is removed, so no partial file is left.
@@ -205,7 +209,7 @@ def download(url: str, dest, sha256: str) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        h = hashlib.sha256()
+        h = hashlib.new(algorithm)
         with os.fdopen(fd, "wb") as out:
             while True:
                 chunk = response.read(_CHUNK)
@@ -214,10 +218,10 @@ def download(url: str, dest, sha256: str) -> Path:
                 h.update(chunk)
                 out.write(chunk)
         digest = h.hexdigest()
-        if digest != sha256.lower():
+        if sha256 is not None and digest != sha256.lower():
             raise ChecksumError(
-                f"downloaded {url} has SHA-256 {digest}, expected {sha256}; the file was "
-                f"discarded (a corrupted transfer, or the mirror changed). Nothing was written to "
+                f"downloaded {url} has {_HASH_NAMES.get(algorithm, algorithm)} {digest}, expected {sha256}; the "
+                f"file was discarded (a corrupted transfer, or the mirror changed). Nothing was written to "
                 f"{dest}.")
         os.replace(tmp_name, dest)
         tmp_name = None

@@ -1,4 +1,5 @@
-"""Utilities: `to_categorical`, `set_random_seed`, `Progbar`."""
+"""Utilities: `to_categorical`, `set_random_seed`, `Progbar`, `get_file`, `plot_model` / `model_to_dot`, image
+loading and `image_dataset_from_directory`."""
 from __future__ import annotations
 
 import random
@@ -6,6 +7,8 @@ import random
 import numpy as np
 
 from .. import backend
+from .file_utils import get_file
+from .model_visualization import model_to_dot, plot_model
 from .numerical import to_categorical
 from .progbar import Progbar
 from .sequence import PyDataset, Sequence
@@ -21,5 +24,6 @@ def set_random_seed(seed: int) -> None:
     backend.set_seed(int(seed))
 
 
-__all__ = ["to_categorical", "set_random_seed", "Progbar", "PyDataset", "Sequence"]
+__all__ = ["to_categorical", "set_random_seed", "Progbar", "PyDataset", "Sequence", "get_file", "plot_model",
+           "model_to_dot"]
 from .image_dataset import array_to_img, image_dataset_from_directory, img_to_array, load_img, save_img  # noqa: E402,F401
