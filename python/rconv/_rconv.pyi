@@ -80,18 +80,38 @@ def layer_norm_backward(
 # ---- Sections added per kernel family; each extends `__all__` with its own names, in registration order. ----
 
 # == convolutions: dilation, groups, depthwise, transposed (py/conv.rs) ==
-__all__ += []
+__all__ += [
+    "conv2d_general", "conv2d_general_backward", "depthwise_conv2d", "depthwise_conv2d_backward",
+    "conv2d_transpose", "conv2d_transpose_backward",
+]
+
+def conv2d_general(
+    x: _F32, kernel: _F32, bias: Optional[_F32], strides: Tuple[int, int], padding: str,
+    dilation_rate: Tuple[int, int], groups: int,
+) -> _F32: ...
+def conv2d_general_backward(
+    x: _F32, kernel: _F32, grad_y: _F32, strides: Tuple[int, int], padding: str, dilation_rate: Tuple[int, int],
+    groups: int, need_grad_x: bool = True,
+) -> Tuple[Optional[_F32], _F32, _F32]: ...
+def depthwise_conv2d(
+    x: _F32, kernel: _F32, bias: Optional[_F32], strides: Tuple[int, int], padding: str,
+    dilation_rate: Tuple[int, int],
+) -> _F32: ...
+def depthwise_conv2d_backward(
+    x: _F32, kernel: _F32, grad_y: _F32, strides: Tuple[int, int], padding: str, dilation_rate: Tuple[int, int],
+    need_grad_x: bool = True,
+) -> Tuple[Optional[_F32], _F32, _F32]: ...
+def conv2d_transpose(
+    x: _F32, kernel: _F32, bias: Optional[_F32], output_size: Tuple[int, int], strides: Tuple[int, int],
+    padding: str, dilation_rate: Tuple[int, int],
+) -> _F32: ...
+def conv2d_transpose_backward(
+    x: _F32, kernel: _F32, grad_y: _F32, strides: Tuple[int, int], padding: str, dilation_rate: Tuple[int, int],
+    need_grad_x: bool = True,
+) -> Tuple[Optional[_F32], _F32, _F32]: ...
 
 # == activations with parameters (py/activation.rs) ==
-__all__ += ["activation_with", "activation_with_backward", "activation_saves_input", "prelu", "prelu_backward"]
-
-def activation_with(x: _F32, kind: str, params: list[float] = ..., axis: int = ...) -> _F32: ...
-def activation_with_backward(
-    saved: _F32, grad_y: _F32, kind: str, params: list[float] = ..., axis: int = ...
-) -> _F32: ...
-def activation_saves_input(kind: str, params: list[float] = ...) -> bool: ...
-def prelu(x: _F32, alpha: _F32) -> _F32: ...
-def prelu_backward(x: _F32, alpha: _F32, grad_y: _F32) -> Tuple[_F32, _F32]: ...
+__all__ += []
 
 # == losses (py/loss.rs) ==
 __all__ += ["row_loss"]

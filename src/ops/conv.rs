@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+pub mod grouped;
 
 use super::activation::mask_by_relu;
 use super::avx512;

@@ -1,11 +1,15 @@
-//! Bindings of the convolution kernels (`ops::conv`, `ops::conv_pool`).
+//! Bindings of the convolution kernels (`ops::conv`, `ops::conv_pool`, `ops::depthwise`, `ops::conv_transpose`).
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use super::args::*;
-use crate::error::OpError;
+use crate::error::{OpError, OpResult};
+use crate::ops::LinearGrads;
+use crate::ops::conv::grouped::GroupedConv;
 use crate::ops::conv::Conv2d;
+use crate::ops::conv_transpose::ConvTranspose;
+use crate::ops::depthwise::Depthwise;
 use crate::ops::conv_pool::ConvReluMaxPool;
 use crate::ops::geometry::Padding;
 
@@ -105,11 +109,143 @@ fn conv2d_relu_max_pool_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, ke
     Ok((dx, output(py, dk, k.shape())?, output(py, db, &[fused.conv.cout])?))
 }
 
+/// The kernels with the dilation-aware geometry: one forward and one backward binding shape for all.
+trait Linear: Sync {
+    fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> OpResult<Vec<f32>>;
+    fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> OpResult<LinearGrads>;
+    fn output_shape(&self) -> [usize; 4];
+}
+
+macro_rules! linear {
+    ($($t:ty),*) => {$(
+        impl Linear for $t {
+            fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> OpResult<Vec<f32>> { <$t>::forward(self, x, kernel, bias) }
+            fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> OpResult<LinearGrads> {
+                <$t>::backward(self, x, kernel, dy, need_dx)
+            }
+            fn output_shape(&self) -> [usize; 4] { <$t>::output_shape(self) }
+        }
+    )*};
+}
+linear!(GroupedConv, Depthwise, ConvTranspose);
+
+/// Forward binding body: geometry from the argument shapes, the bias checked against the output channels.
+fn linear_forward<'py, L: Linear>(py: Python<'py>, op: &str, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>,
+                                  bias: Option<&Bound<'py, PyAny>>, geometry: impl FnOnce(&[usize], &[usize]) -> OpResult<L>)
+                                  -> PyResult<Array<'py>> {
+    let (x, k) = (input(op, "x", x)?, input(op, "kernel", kernel)?);
+    let lin = geometry(x.shape(), k.shape()).map_err(shape_error(op))?;
+    let shape = lin.output_shape();
+    let bias = bias.map(|b| input(op, "bias", b)).transpose()?;
+    if let Some(b) = &bias {
+        check_shape(op, "bias", b.shape(), &shape[3..])?;
+    }
+    let (xs, ks, bs) = (slice(&x), slice(&k), bias.as_ref().map(slice));
+    let y = run(py, op, || lin.forward(xs, ks, bs))?;
+    output(py, y, &shape)
+}
+
+/// Backward binding body: (grad_x or None, grad_kernel, grad_bias).
+#[allow(clippy::type_complexity)]
+fn linear_backward<'py, L: Linear>(py: Python<'py>, op: &str, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>,
+                                   grad_y: &Bound<'py, PyAny>, need_grad_x: bool,
+                                   geometry: impl FnOnce(&[usize], &[usize], &[usize]) -> OpResult<L>)
+                                   -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
+    let (x, k, dy) = (input(op, "x", x)?, input(op, "kernel", kernel)?, input(op, "grad_y", grad_y)?);
+    let lin = geometry(x.shape(), k.shape(), dy.shape()).map_err(shape_error(op))?;
+    let shape = lin.output_shape();
+    check_shape(op, "grad_y", dy.shape(), &shape)?;
+    let (xs, ks, dys) = (slice(&x), slice(&k), slice(&dy));
+    let (dx, dk, db) = run(py, op, || lin.backward(xs, ks, dys, need_grad_x))?;
+    let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
+    Ok((dx, output(py, dk, k.shape())?, output(py, db, &shape[3..])?))
+}
+
+fn padding_arg(op: &str, padding: &str) -> PyResult<Padding> {
+    Padding::parse(padding).map_err(shape_error(op))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, bias, strides, padding, dilation_rate, groups))]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_general<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, bias: Option<&Bound<'py, PyAny>>,
+                       strides: &Bound<'py, PyAny>, padding: &str, dilation_rate: &Bound<'py, PyAny>, groups: usize)
+                       -> PyResult<Array<'py>> {
+    let op = "conv2d";
+    let (s, d, p) = (pair(op, "strides", strides)?, pair(op, "dilation_rate", dilation_rate)?, padding_arg(op, padding)?);
+    linear_forward(py, op, x, kernel, bias, |x, k| GroupedConv::new(x, k, s, p, d, groups))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, grad_y, strides, padding, dilation_rate, groups, need_grad_x=true))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn conv2d_general_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
+                                strides: &Bound<'py, PyAny>, padding: &str, dilation_rate: &Bound<'py, PyAny>, groups: usize,
+                                need_grad_x: bool) -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
+    let op = "conv2d_backward";
+    let (s, d, p) = (pair(op, "strides", strides)?, pair(op, "dilation_rate", dilation_rate)?, padding_arg(op, padding)?);
+    linear_backward(py, op, x, kernel, grad_y, need_grad_x, |x, k, _| GroupedConv::new(x, k, s, p, d, groups))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, bias, strides, padding, dilation_rate))]
+fn depthwise_conv2d<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, bias: Option<&Bound<'py, PyAny>>,
+                         strides: &Bound<'py, PyAny>, padding: &str, dilation_rate: &Bound<'py, PyAny>) -> PyResult<Array<'py>> {
+    let op = "depthwise_conv2d";
+    let (s, d, p) = (pair(op, "strides", strides)?, pair(op, "dilation_rate", dilation_rate)?, padding_arg(op, padding)?);
+    linear_forward(py, op, x, kernel, bias, |x, k| Depthwise::new(x, k, s, p, d))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, grad_y, strides, padding, dilation_rate, need_grad_x=true))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn depthwise_conv2d_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
+                                  strides: &Bound<'py, PyAny>, padding: &str, dilation_rate: &Bound<'py, PyAny>,
+                                  need_grad_x: bool) -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
+    let op = "depthwise_conv2d_backward";
+    let (s, d, p) = (pair(op, "strides", strides)?, pair(op, "dilation_rate", dilation_rate)?, padding_arg(op, padding)?);
+    linear_backward(py, op, x, kernel, grad_y, need_grad_x, |x, k, _| Depthwise::new(x, k, s, p, d))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, bias, output_size, strides, padding, dilation_rate))]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_transpose<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, bias: Option<&Bound<'py, PyAny>>,
+                         output_size: &Bound<'py, PyAny>, strides: &Bound<'py, PyAny>, padding: &str,
+                         dilation_rate: &Bound<'py, PyAny>) -> PyResult<Array<'py>> {
+    let op = "conv2d_transpose";
+    let (s, d, p) = (pair(op, "strides", strides)?, pair(op, "dilation_rate", dilation_rate)?, padding_arg(op, padding)?);
+    let size = pair(op, "output_size", output_size)?;
+    linear_forward(py, op, x, kernel, bias, |x, k| ConvTranspose::new(x, k, size, s, p, d))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, kernel, grad_y, strides, padding, dilation_rate, need_grad_x=true))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn conv2d_transpose_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, kernel: &Bound<'py, PyAny>, grad_y: &Bound<'py, PyAny>,
+                                  strides: &Bound<'py, PyAny>, padding: &str, dilation_rate: &Bound<'py, PyAny>,
+                                  need_grad_x: bool) -> PyResult<(Option<Array<'py>>, Array<'py>, Array<'py>)> {
+    let op = "conv2d_transpose_backward";
+    let (s, d, p) = (pair(op, "strides", strides)?, pair(op, "dilation_rate", dilation_rate)?, padding_arg(op, padding)?);
+    linear_backward(py, op, x, kernel, grad_y, need_grad_x, |x, k, dy| {
+        if dy.len() != 4 {
+            crate::error::shape_err!("grad_y must have rank 4, got shape {dy:?}");
+        }
+        ConvTranspose::new(x, k, (dy[1], dy[2]), s, p, d)
+    })
+}
+
 /// Adds this family's functions to the module (in `__all__` order).
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv2d, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_relu_max_pool, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_relu_max_pool_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_general, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_general_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(depthwise_conv2d, m)?)?;
+    m.add_function(wrap_pyfunction!(depthwise_conv2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_transpose, m)?)?;
+    m.add_function(wrap_pyfunction!(conv2d_transpose_backward, m)?)?;
     Ok(())
 }
