@@ -490,27 +490,11 @@ KERAS_RESUME = textwrap.dedent("""
 
 
 @pytest.mark.keras
-def test_optimizer_state_round_trips_with_real_keras(tmp_path, monkeypatch):
+def test_optimizer_state_round_trips_with_real_keras(tmp_path):
     """rconv -> Keras: Keras resumes rconv's state (written in Keras's variable order by `keras_variables`);
     Keras -> rconv: rconv resumes Keras's."""
     from test_keras_interop import _keras_python
-    from rconv.saving import weights
     exe = _keras_python()
-    # The wiring saving/weights.py needs (until it has it): write `keras_variables`; on reading, the scalars
-    # Keras keeps after the slots (Nadam's u_product) are not slots.
-    monkeypatch.setattr(weights, "optimizer_state", lambda m: m.optimizer.keras_variables(m.trainable_weights))
-    plan = weights.plan_optimizer_state
-
-    def plan_in_keras_order(model, entries, source):
-        opt, n = model.optimizer, len(model.trainable_weights)
-        entries = list(entries)
-        head = 1 + (opt.has_learning_rate_variable and len(entries) > 1 and entries[1][1].shape == ())
-        slots = entries[head:head + n * len(opt._slot_names)]
-        interleaved = [None] * len(slots)  # the layout plan_optimizer_state assumes for unnamed slots
-        for entry, (i, j, _) in zip(slots, opt.keras_slot_positions(n)):
-            interleaved[i * len(opt._slot_names) + j] = entry
-        return plan(model, entries[:head] + interleaved, source)
-    monkeypatch.setattr(weights, "plan_optimizer_state", plan_in_keras_order)
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((6, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -545,3 +529,25 @@ def test_optimizer_state_round_trips_with_real_keras(tmp_path, monkeypatch):
         loaded.train_on_batch(x, y)
         for a, b in zip(model.get_weights(), loaded.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"rconv resuming Keras's {opt.name}")
+
+
+def test_fit_ends_with_the_moving_average_weights():
+    """Keras: with use_ema, fit() ends by writing the moving averages into the weights."""
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((8, 5)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    models = []
+    for _ in range(2):
+        rconv.utils.set_random_seed(9)
+        model = rconv.Sequential([rconv.Input((5,)), layers.Dense(3)])
+        model.compile(optimizer=optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), loss="mse")
+        models.append(model)
+    fitted, stepped = models
+    fitted.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for _ in range(2):
+        stepped.train_on_batch(x[:4], y[:4])
+        stepped.train_on_batch(x[4:], y[4:])
+    raw = stepped.get_weights()
+    stepped.optimizer.finalize_variable_values(stepped.trainable_weights)
+    for a, b, r in zip(fitted.get_weights(), stepped.get_weights(), raw):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert not np.allclose(a, r)

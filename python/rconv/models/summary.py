@@ -67,7 +67,8 @@ def summary_lines(model, line_length=None) -> list:
     lines.append(f" Non-trainable params: {nt:,} ({readable_memory_size(nt * 4)})")
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and optimizer.built:
-        o = _count(optimizer.variables) + 2  # Keras also counts `iterations` and `learning_rate`
+        # Keras also counts `iterations`, and `learning_rate` unless a schedule or callable drives it
+        o = _count(optimizer.variables) + 1 + int(getattr(optimizer, "has_learning_rate_variable", True))
         lines.append(f" Optimizer params: {o:,} ({readable_memory_size(o * 4)})")
     return lines
 

@@ -115,16 +115,8 @@ _LR_NAMES = ("learning_rate", "lr")
 
 
 def optimizer_state(model) -> list:
-    """[(name, array)] in Keras 3's optimizer.variables order."""
-    opt = model.optimizer
-    prefix = backend.to_snake_case(type(opt).__name__)
-    out = [(f"{prefix}/iteration", np.asarray(opt.iterations, np.int64)),
-           (f"{prefix}/learning_rate", np.asarray(opt.learning_rate, np.float32))]
-    if opt.built:
-        for var in model.trainable_weights:
-            for slot_name, arr in zip(opt._slot_names, opt._slots_for(var)):
-                out.append((f"{prefix}/{var.path.replace('/', '_')}_{slot_name}", arr))
-    return out
+    """[(name, array)] in Keras 3's optimizer.variables order (the optimizer knows it: `keras_variables`)."""
+    return model.optimizer.keras_variables(model.trainable_weights)
 
 
 def _slot_kind(name: str, slot_names):
@@ -175,6 +167,9 @@ def plan_optimizer_state(model, entries, source: str):
     trainable = model.trainable_weights
     slot_names = tuple(opt._slot_names)
     assignment = {}  # (id(var), j) -> (var, saved name, dataset)
+    extra = len(opt.keras_extra_variables())
+    if extra and len(slots) == len(trainable) * len(slot_names) + extra:
+        slots = slots[:-extra]  # scalars Keras keeps after the slots (Nadam's u_product): recomputed here
     if slots and len(slots) != len(trainable) * len(slot_names):
         warnings.warn(f"{source}: skipping optimizer state: the saved optimizer has {len(slots)} slot "
                       f"variables, but {type(opt).__name__} needs {len(trainable) * len(slot_names)} for this "
@@ -192,11 +187,9 @@ def plan_optimizer_state(model, entries, source: str):
                     return None
                 for var, (n, o) in zip(trainable, picked):
                     assignment[(id(var), j)] = (var, n, o)
-        else:  # Keras 3 / tf.keras 2.11+: interleaved per variable
-            k = len(slot_names)
-            for i, var in enumerate(trainable):
-                for j in range(k):
-                    assignment[(id(var), j)] = (var, *slots[i * k + j])
+        else:  # Keras 3 / tf.keras 2.11+: each slot group interleaved per variable, the groups in turn
+            for (i, j, _), entry in zip(opt.keras_slot_positions(len(trainable)), slots):
+                assignment[(id(trainable[i]), j)] = (trainable[i], *entry)
     values = [(var, j, _value(source, obj, var.shape, f"optimizer slot '{slot_names[j]}' of {var.path} ({name})"))
               for (_, j), (var, name, obj) in assignment.items()]
 
