@@ -125,7 +125,8 @@ def test_rule_without_model_metrics_uses_builtin_metric_names():
         assert monitor_mode(model, "val_sparse_categorical_accuracy") == "max"
         assert monitor_mode(model, "val_mse") == "min"
         assert monitor_mode(model, "loss") == "min"
-        assert monitor_mode(model, "val_auc") is None
+        assert monitor_mode(model, "val_auc") == "max"
+        assert monitor_mode(model, "val_score") is None
 
 
 def test_min_delta_and_repeated_setup():

@@ -372,5 +372,13 @@ BY_FUNCTION = {fn: registry.get("losses", fn.__name__) for fn in (
     binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy, categorical_focal_crossentropy,
     sparse_categorical_crossentropy, dice, tversky)}
 
-__all__ = sorted({name for name, obj in globals().items() if not name.startswith("_")
-                  and (isinstance(obj, type) and issubclass(obj, Loss) or callable(obj) and obj in BY_FUNCTION)})
+__all__ = ["BCE", "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy",
+           "CategoricalFocalCrossentropy", "CategoricalHinge", "CosineSimilarity", "Dice", "Hinge", "Huber", "KLD",
+           "KLDivergence", "LogCosh", "MAE", "MAPE", "MSE", "MSLE", "MeanAbsoluteError",
+           "MeanAbsolutePercentageError", "MeanSquaredError", "MeanSquaredLogarithmicError", "Poisson",
+           "SparseCategoricalCrossentropy", "SquaredHinge", "Tversky", "bce", "binary_crossentropy",
+           "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
+           "categorical_hinge", "cosine_similarity", "dice", "hinge", "huber", "kl_divergence", "kld", "log_cosh",
+           "logcosh", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+           "mean_squared_logarithmic_error", "mse", "msle", "poisson", "sparse_categorical_crossentropy",
+           "squared_hinge", "tversky"]
