@@ -261,3 +261,16 @@ def test_rconv_model_with_every_layer_loads_in_real_keras(tmp_path):
                                  "--atol", "1e-4"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0 and "OK" in result.stdout, (
             f"{name}: {result.stdout[-2000:]}{result.stderr[-3000:]}")
+
+
+def test_batch_norm_folds_into_a_grouped_dilated_conv():
+    # graph/passes.py folds an inference BatchNormalization into the Conv2D before it through Conv2D.linear:
+    # with groups and dilation the folded kernel (scaled on its filters axis) must give the unfolded result.
+    rconv.utils.set_random_seed(0)
+    conv = layers.Conv2D(4, 3, padding="same", groups=2, dilation_rate=2)
+    bn = layers.BatchNormalization()
+    model = rconv.Sequential([rconv.Input((7, 6, 4)), conv, bn])
+    rng = np.random.default_rng(5)
+    bn.set_weights([rng.uniform(0.5, 2, 4).astype(np.float32) for _ in range(4)])
+    x = rng.standard_normal((2, 7, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), bn(conv(x), training=False), rtol=1e-5, atol=1e-5)
