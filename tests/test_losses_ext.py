@@ -470,3 +470,71 @@ def test_keras_label_shape_rules_in_call():
 def test_empty_batch_reduces_to_zero():
     value, grad = losses.MeanSquaredError().value_and_grad(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
     assert value == 0.0 and grad.shape == (0, 3)
+
+
+# --- real Keras 3: values and gradients on random cases (needs RCONV_KERAS_PYTHON or python3 with keras) ---
+KERAS_CASES_SOURCE = '''
+import numpy as np
+def cases():
+    rng = np.random.default_rng(11)
+    n, c = 5, 4
+    probs = lambda: (lambda x: (x / x.sum(-1, keepdims=True)).astype(np.float32))(rng.random((n, c)) + 0.05)
+    reg = lambda: rng.normal(size=(n, c)).astype(np.float32)
+    b01 = lambda: rng.integers(0, 2, (n, c)).astype(np.float32)
+    onehot = lambda: np.eye(c, dtype=np.float32)[rng.integers(0, c, n)]
+    specs = [("MeanSquaredError", {}, reg, reg), ("MeanAbsolutePercentageError", {}, reg, reg),
+             ("Huber", {"delta": 0.7}, reg, reg), ("LogCosh", {}, reg, reg), ("SquaredHinge", {}, b01, reg),
+             ("CategoricalHinge", {}, onehot, reg), ("KLDivergence", {}, probs, probs),
+             ("CosineSimilarity", {"axis": 0}, reg, reg),
+             ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.2}, b01, reg),
+             ("BinaryFocalCrossentropy", {"apply_class_balancing": True, "gamma": 1.5}, b01,
+              lambda: rng.uniform(0.05, 0.95, (n, c)).astype(np.float32)),
+             ("CategoricalCrossentropy", {"label_smoothing": 0.1}, onehot, probs),
+             ("CategoricalFocalCrossentropy", {"from_logits": True, "gamma": 3.0}, onehot, reg),
+             ("SparseCategoricalCrossentropy", {"from_logits": True, "ignore_class": 1},
+              lambda: rng.integers(0, c, n), reg),
+             ("Dice", {"axis": -1}, b01, probs), ("Tversky", {"alpha": 0.2, "beta": 0.8}, b01, probs)]
+    out = []
+    for reduction in ["sum_over_batch_size", "sum", None, "mean_with_sample_weight"]:
+        for cls, kw, make_y, make_p in specs:
+            sw = rng.uniform(0, 2, c if kw.get("axis") == 0 else n).astype(np.float32)  # one per loss value
+            out.append((cls, dict(kw, reduction=reduction), make_y(), make_p(), sw))
+    return out
+'''
+
+KERAS_LOSS_SCRIPT = KERAS_CASES_SOURCE + '''
+import json, os
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras, tensorflow as tf
+results = []
+for cls, kw, y, p, sw in cases():
+    v = tf.Variable(p)
+    with tf.GradientTape() as tape:
+        value = getattr(keras.losses, cls)(**kw)(y, v, sample_weight=sw)
+        total = tf.reduce_sum(value)
+    results.append([np.asarray(value, np.float64).tolist(), tape.gradient(total, v).numpy().tolist()])
+print("RESULTS" + json.dumps(results))
+'''
+
+
+@pytest.mark.keras
+def test_values_and_gradients_equal_real_keras():
+    import json
+    import os
+    import shutil
+    import subprocess
+    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
+    if not exe or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
+        pytest.skip("no python3 with keras found (set RCONV_KERAS_PYTHON)")
+    out = subprocess.run([exe, "-c", KERAS_LOSS_SCRIPT], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = json.loads(out.stdout.split("RESULTS", 1)[1])
+    scope: dict = {}
+    exec(KERAS_CASES_SOURCE, scope)
+    for (cls, kw, y, p, sw), (value, grad) in zip(scope["cases"](), expected):
+        loss = getattr(losses, cls)(**kw)
+        got, g = loss.value_and_grad(loss.prepare_targets(y, p.shape), p, sample_weight=sw)
+        np.testing.assert_allclose(np.asarray(got, np.float64), value, rtol=1e-4, atol=1e-6, err_msg=f"{cls}{kw}")
+        np.testing.assert_allclose(g, grad, rtol=1e-3, atol=1e-6, err_msg=f"{cls}{kw} gradient")
+        np.testing.assert_allclose(np.asarray(loss(y, p, sample_weight=sw), np.float64), value, rtol=1e-4, atol=1e-6)
