@@ -226,6 +226,33 @@ def test_bad_parameters_and_kinds():
         ops.activate_backward(x, np.ones((2, 3), np.float32), "tanh")
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_nan_propagates(case):
+    x = np.array([np.nan, 1.0, -1.0], np.float32)
+    y = _call(case, x)
+    assert np.isnan(y[0]) and not np.isnan(y[1:]).any(), case
+
+
+def test_prelu_op_checks_alpha():
+    x = np.ones((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="prelu: alpha of shape \\[2, 4\\] does not broadcast"):
+        ops.prelu(x, np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match="prelu_backward: `grad_y` has shape"):
+        ops.prelu_backward(x, np.ones((1, 4), np.float32), np.ones((2, 3, 5), np.float32))
+    with pytest.raises(ValueError, match="rank"):
+        ops.prelu(np.ones(3, np.float32), np.ones((), np.float32))
+    y = ops.prelu(np.zeros((0, 3), np.float32), np.ones(3, np.float32))
+    assert y.shape == (0, 3)
+    gx, ga = ops.prelu_backward(np.zeros((0, 3), np.float32), np.ones(3, np.float32), np.zeros((0, 3), np.float32))
+    assert gx.shape == (0, 3) and np.array_equal(ga, np.zeros(3))
+
+
+def test_configured_activations_are_not_serialized_by_name():
+    with pytest.raises(ValueError, match="has parameters"):
+        activations.serialize(layers.ReLU(max_value=6.0).activation)
+    assert activations.serialize(layers.ReLU().activation) == "relu"
+
+
 @pytest.mark.parametrize("kind", ["tanh", "softmax", "gelu"])
 def test_empty_and_odd_shapes(kind):
     for shape in [(0, 3), (1, 1), (3, 0, 2), (1,)]:

@@ -247,6 +247,9 @@ def get(identifier):
 
 def serialize(fn) -> str:
     """Keras 3 stores activations in layer configs by name: 'relu', 'linear', ..."""
+    if isinstance(fn, Configured):
+        raise ValueError(f"{fn!r} has parameters, which an activation name cannot carry; use the layer that "
+                         "holds them (ReLU, LeakyReLU, ELU, Softmax) instead")
     return registry.name_of("activations", fn, getattr(fn, "__name__", str(fn)))
 
 
