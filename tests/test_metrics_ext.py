@@ -82,6 +82,11 @@ KERAS_CASES = [  # (metric factory, [(y_true, y_pred, sample_weight), ...], expe
     (lambda: metrics.MeanIoU(num_classes=2), [], 0.0),
     (lambda: metrics.MeanIoU(num_classes=2), [([1], [1], None)], 1.0),
     (lambda: metrics.MeanIoU(num_classes=2), [([0, 3], [0, 1], None)], 1.0),
+    (lambda: metrics.SensitivityAtSpecificity(0.8), [([0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
+                                                       [0.0, 0.1, 0.2, 0.3, 0.4, 0.1, 0.45, 0.5, 0.8, 0.9], None)],
+     0.8),
+    (lambda: metrics.PrecisionAtRecall(0.8), [([0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
+                                                [0.0, 0.1, 0.2, 0.5, 0.6, 0.2, 0.5, 0.6, 0.8, 0.9], None)], 2.0 / 3),
     (lambda: metrics.Mean(), [([1, 3, 5, 7], None, None)], 4.0),
     (lambda: metrics.Mean(), [([1, 3, 5, 7], None, [1, 1, 0, 0])], 2.0),
     (lambda: metrics.Sum(), [([1, 3, 5, 7], None, None)], 16.0),
@@ -327,7 +332,9 @@ def test_sample_weight_errors_name_the_shapes():
 
 
 CONFIG_ARGS = {"IoU": dict(num_classes=3, target_class_ids=[0, 2]), "MeanIoU": dict(num_classes=3),
-               "OneHotIoU": dict(num_classes=3, target_class_ids=[1]), "OneHotMeanIoU": dict(num_classes=3)}
+               "OneHotIoU": dict(num_classes=3, target_class_ids=[1]), "OneHotMeanIoU": dict(num_classes=3),
+               "SensitivityAtSpecificity": dict(specificity=0.3), "SpecificityAtSensitivity": dict(sensitivity=0.3),
+               "PrecisionAtRecall": dict(recall=0.3, class_id=1), "RecallAtPrecision": dict(precision=0.3)}
 
 
 @pytest.mark.parametrize("name", sorted({registry.name_of("metrics", registry.get("metrics", n))
@@ -386,7 +393,10 @@ CASES_SOURCE = textwrap.dedent('''
                  ("AUC", {"multi_label": True, "num_thresholds": 20}, "multi"),
                  ("AUC", {"thresholds": [0.1, 0.35, 0.7], "curve": "PR"}, "bin"),
                  ("F1Score", {"average": "weighted"}, "cat"), ("FBetaScore", {"beta": 2.0, "threshold": 0.3}, "multi"),
-                 ("BinaryIoU", {"threshold": 0.4}, "bin")]
+                 ("BinaryIoU", {"threshold": 0.4}, "bin"), ("SensitivityAtSpecificity", {"specificity": 0.6}, "bin"),
+                 ("SpecificityAtSensitivity", {"sensitivity": 0.4, "num_thresholds": 1}, "bin"),
+                 ("PrecisionAtRecall", {"recall": 0.7, "class_id": 2, "num_thresholds": 7}, "multi"),
+                 ("RecallAtPrecision", {"precision": 0.5}, "bin")]
         for cls, kw, kind in specs:
             for weighted in (False, True):
                 ups = []

@@ -160,6 +160,92 @@ class Recall(_ConfusionBase):
         return {**super().get_config(), "top_k": self.top_k, "class_id": self.class_id}
 
 
+class _AtBase(_ConfusionBase):
+    """SensitivityAtSpecificity & co.: the best `dependent` rate over the thresholds where the
+    `constrained` rate reaches `value` (Keras's SensitivitySpecificityBase)."""
+    _direction = "up"
+    _value_name = ""
+
+    def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
+        if not 0 <= value <= 1:
+            raise ValueError(f"Argument `{self._value_name}` must be in the range [0, 1]. "
+                             f"Received: {self._value_name}={value}")
+        if num_thresholds <= 0:
+            raise ValueError("Argument `num_thresholds` must be an integer > 0. "
+                             f"Received: num_thresholds={num_thresholds}")
+        self.value, self.num_thresholds = value, num_thresholds
+        thresholds = [0.5] if num_thresholds == 1 else (
+            [0.0] + [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)] + [1.0])
+        super().__init__(thresholds, class_id=class_id, name=name, dtype=dtype)
+        self._clip = num_thresholds > 1
+        self.init_thresholds = None
+
+    def _rates(self):
+        tp, fp, tn, fn = (self.counts[c] for c in _CONDITIONS)
+        return {"sensitivity": _divide_no_nan(tp, tp + fn), "specificity": _divide_no_nan(tn, tn + fp),
+                "precision": _divide_no_nan(tp, tp + fp)}
+
+    def _best(self, constrained, dependent):
+        rates = self._rates()
+        rates["recall"] = rates["sensitivity"]
+        feasible = rates[constrained] >= self.value
+        return float(np.max(np.where(feasible, rates[dependent], 0.0), initial=0.0))
+
+    def get_config(self):
+        config = Metric.get_config(self)
+        return {**config, "class_id": self.class_id, "num_thresholds": self.num_thresholds,
+                self._value_name: self.value}
+
+    def __getattr__(self, name):  # Keras's attribute for the constraint (`specificity`, `recall`, ...)
+        if name == type(self)._value_name:
+            return self.value
+        raise AttributeError(name)
+
+
+@registry.register("metrics", "SensitivityAtSpecificity", "sensitivity_at_specificity")
+class SensitivityAtSpecificity(_AtBase):
+    _value_name = "specificity"
+
+    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(specificity, num_thresholds, class_id, name, dtype)
+
+    def result(self):
+        return self._best("specificity", "sensitivity")
+
+
+@registry.register("metrics", "SpecificityAtSensitivity", "specificity_at_sensitivity")
+class SpecificityAtSensitivity(_AtBase):
+    _value_name = "sensitivity"
+
+    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(sensitivity, num_thresholds, class_id, name, dtype)
+
+    def result(self):
+        return self._best("sensitivity", "specificity")
+
+
+@registry.register("metrics", "PrecisionAtRecall", "precision_at_recall")
+class PrecisionAtRecall(_AtBase):
+    _value_name = "recall"
+
+    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(recall, num_thresholds, class_id, name, dtype)
+
+    def result(self):
+        return self._best("recall", "precision")
+
+
+@registry.register("metrics", "RecallAtPrecision", "recall_at_precision")
+class RecallAtPrecision(_AtBase):
+    _value_name = "precision"
+
+    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(precision, num_thresholds, class_id, name, dtype)
+
+    def result(self):
+        return self._best("precision", "recall")
+
+
 _CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
 _SUMS = ("interpolation", "majoring", "minoring")
 
@@ -271,4 +357,5 @@ class AUC(Metric):
         return config
 
 
-__all__ = ["TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "Precision", "Recall", "AUC"]
+__all__ = ["TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives", "Precision", "Recall", "AUC",
+           "SensitivityAtSpecificity", "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision"]
