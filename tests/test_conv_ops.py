@@ -273,3 +273,24 @@ def test_transpose_is_the_adjoint_of_conv():
 def test_transpose_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_results_do_not_depend_on_the_thread_count(tmp_path):
+    from threads import arrays_per_thread_count
+    script = """
+import sys
+import numpy as np
+from rconv import ops
+r = np.random.default_rng(0)
+f = lambda *s: r.standard_normal(s).astype(np.float32)
+x, kg, kd, kt = f(3, 40, 36, 8), f(3, 3, 2, 16), f(3, 3, 8, 2), f(3, 3, 5, 8)
+y = ops.conv2d(x, kg, None, 1, "same", dilation_rate=2, groups=4)
+z = ops.depthwise_conv2d(x, kd, None, 1, "same", 2)
+t = ops.conv2d_transpose(x, kt, None, 2, "same")
+out = [y, z, t, *ops.conv2d_backward(x, kg, y, 1, "same", dilation_rate=2, groups=4),
+       *ops.depthwise_conv2d_backward(x, kd, z, 1, "same", 2), *ops.conv2d_transpose_backward(x, kt, t, 2, "same")]
+np.savez(sys.argv[1], *out)
+"""
+    one, three = arrays_per_thread_count(script, tmp_path)
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a, b)
