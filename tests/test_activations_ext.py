@@ -206,6 +206,9 @@ def test_get_and_serialize_every_name():
     assert activations.get("swish") is activations.silu and activations.serialize(activations.swish) == "silu"
     assert activations.get("hard_swish") is activations.hard_silu
     assert activations.get(None) is activations.linear
+    assert activations.deserialize("gelu") is activations.gelu
+    assert activations.deserialize({"class_name": "function", "config": "mish"}) is activations.mish
+    assert activations.deserialize("mine", custom_objects={"mine": np.abs}) is np.abs
     with pytest.raises(ValueError, match="typo"):
         activations.get("typo")
 

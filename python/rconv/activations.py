@@ -245,6 +245,14 @@ def get(identifier):
     raise TypeError(f"Could not interpret activation identifier: {identifier!r}")
 
 
+def deserialize(config, custom_objects=None):
+    """Keras's `activations.deserialize`: a name or a serialized-function dict (or a custom object by name)."""
+    name = config.get("config", config.get("class_name")) if isinstance(config, dict) else config
+    if custom_objects and isinstance(name, str) and name in custom_objects:
+        return custom_objects[name]
+    return get(config)
+
+
 def serialize(fn) -> str:
     """Keras 3 stores activations in layer configs by name: 'relu', 'linear', ..."""
     if isinstance(fn, Configured):
