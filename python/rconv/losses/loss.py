@@ -15,6 +15,8 @@ per-sample value (weight times the reduction's scale), so the gradient of any re
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import ops
@@ -62,7 +64,7 @@ class Loss:
     kind: str = ""
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
-        self.name = name or _snake(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
         self.reduction = standardize_reduction(reduction)
         self.dtype = dtype
 
@@ -204,6 +206,8 @@ class Loss:
         return f"<{type(self).__name__} name={self.name!r} reduction={self.reduction!r}>"
 
 
-def _snake(name: str) -> str:
-    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-    return out
+def snake_case(name: str) -> str:
+    """Keras's `to_snake_case`: 'MeanIoU' -> 'mean_io_u', 'KLDivergence' -> 'kl_divergence'."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()

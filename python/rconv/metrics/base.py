@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..losses import squeeze_or_expand_shapes
+from ..losses.loss import snake_case, squeeze_or_expand_shapes
 
 
 def align(x, y, expand_rank_1=True):
@@ -46,7 +46,7 @@ class Metric:
     _direction = None  # "up" / "down": which way is better (Keras's attribute; callbacks' "auto" mode reads it)
 
     def __init__(self, name=None, dtype=None):
-        self.name = name or _snake(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
         self.dtype = "float32" if dtype is None else str(dtype)
         self.reset_state()
 
@@ -74,15 +74,6 @@ class Metric:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
-
-
-def _snake(name: str) -> str:
-    out = []
-    for i, c in enumerate(name):
-        if c.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
-            out.append("_")
-        out.append(c.lower())
-    return "".join(out)
 
 
 def _divide_no_nan(a, b):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import registry
+from ..losses.loss import snake_case
 from .base import Metric, _divide_no_nan, align
 
 NEG_INF = -1e10
@@ -119,11 +120,7 @@ class _Count(_ConfusionBase):
 def _count_class(class_name, condition):
     cls = type(class_name, (_Count,), {"_condition": condition, "__module__": __name__,
                                        "__doc__": f"Keras's `metrics.{class_name}`: weighted count per threshold."})
-    return registry.register("metrics", class_name, _snake(class_name))(cls)
-
-
-def _snake(name):
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return registry.register("metrics", class_name, snake_case(class_name))(cls)
 
 
 TruePositives = _count_class("TruePositives", "tp")
