@@ -221,6 +221,10 @@ def test_bad_parameters_and_kinds():
         ops.activate(x, "elu", [1.0, 2.0])
     with pytest.raises(ValueError, match="axis 2 is out of range"):
         ops.activate(x, "softmax", axis=2)
+    with pytest.raises(ValueError, match="out of range for an input of rank 2"):
+        activations.softmax(x, axis=[5, 1])
+    with pytest.raises(ValueError, match="repeat"):
+        activations.log_softmax(x, axis=[1, -1])
     with pytest.raises(TypeError, match="unexpected parameters"):
         activations.Configured(activations.elu, slope=1.0)
     with pytest.raises(TypeError, match="floating-point"):

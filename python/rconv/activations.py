@@ -163,9 +163,9 @@ def _over_axes(fn, arrays, axis):
     if len(axis) == 1:
         return fn(*arrays, axis[0])
     ndim = np.ndim(arrays[0])
-    axes = sorted({a % ndim for a in axis}) if ndim else []
-    if len(axes) != len(axis):
-        raise ValueError(f"softmax: axes {axis!r} repeat or are out of range for rank {ndim}")
+    if any(not -ndim <= a < ndim for a in axis) or len({a % ndim for a in axis}) != len(axis):
+        raise ValueError(f"softmax: axes {axis!r} repeat or are out of range for an input of rank {ndim}")
+    axes = sorted(a % ndim for a in axis)
     rest = [a for a in range(ndim) if a not in axes]
     shape = np.shape(arrays[0])
     moved_shape = [shape[a] for a in rest] + [shape[a] for a in axes]
