@@ -255,3 +255,35 @@ def test_rconv_loads_a_real_keras_merge_model(tmp_path):
         model = rconv.models.load_model(tmp_path / name)
         got = model.predict([data["xa"], data["xb"]], verbose=0)
         np.testing.assert_allclose(got, data["want"], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+_KERAS_CONFIGS = r"""
+import os, sys, json
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+specs = json.loads(sys.argv[1])
+print(json.dumps([getattr(keras.layers, cls)(**kw).get_config() for cls, kw in specs]))
+"""
+
+CONFIG_SPECS = [
+    ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5)), ("ReLU", {}), ("LeakyReLU", {}),
+    ("LeakyReLU", dict(negative_slope=0.05)), ("ELU", dict(alpha=0.5)), ("Softmax", dict(axis=[1, 2])),
+    ("PReLU", dict(shared_axes=[1, 2], alpha_regularizer="l2", alpha_constraint="non_neg")),
+    ("Subtract", {}), ("Multiply", {}), ("Average", {}), ("Maximum", {}), ("Minimum", {}),
+    ("Dot", dict(axes=[1, 2], normalize=True)), ("Dot", dict(axes=-1)), ("Concatenate", dict(axis=1)),
+]
+
+
+@pytest.mark.keras
+def test_configs_equal_real_keras():
+    import json
+    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
+    if exe is None or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
+        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
+    specs = [(cls, {**kw, "name": f"layer{i}"}) for i, (cls, kw) in enumerate(CONFIG_SPECS)]
+    result = subprocess.run([exe, "-c", _KERAS_CONFIGS, json.dumps(specs)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    theirs = json.loads(result.stdout.strip().splitlines()[-1])
+    for (cls, kw), want in zip(specs, theirs):
+        assert json.loads(json.dumps(getattr(layers, cls)(**kw).get_config())) == want, cls
