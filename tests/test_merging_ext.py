@@ -5,6 +5,7 @@ Dot's axes and normalization, training and `.keras`/`.h5` round trips of a funct
 and (`@pytest.mark.keras`) the same file loaded by real Keras 3 with equal predictions."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -276,7 +277,6 @@ CONFIG_SPECS = [
 
 @pytest.mark.keras
 def test_configs_equal_real_keras():
-    import json
     exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
     if exe is None or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
         pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
