@@ -111,6 +111,13 @@ def _unbroadcast(grad, shape) -> np.ndarray:
     return np.ascontiguousarray(grad.reshape(shape), dtype=np.float32)
 
 
+def _sum(xs) -> np.ndarray:
+    y = xs[0].astype(np.float32, copy=True)
+    for x in xs[1:]:
+        y = y + x
+    return y
+
+
 def _broadcast_all(xs):
     shape = np.broadcast_shapes(*(x.shape for x in xs))
     return [np.broadcast_to(x, shape) for x in xs], shape
@@ -121,13 +128,10 @@ class Add(_Elementwise):
     """Element-wise sum of the inputs."""
 
     def _merge(self, xs):
-        y = xs[0].astype(np.float32, copy=True)
-        for x in xs[1:]:
-            y = y + x
-        return y, (len(xs), y.shape)
+        return _sum(xs), len(xs)
 
-    def _grads(self, ctx, g):
-        return [g] * ctx[0]
+    def _grads(self, n, g):
+        return [g] * n
 
 
 @register("layers", "Subtract")
@@ -169,10 +173,7 @@ class Average(_Elementwise):
     """Element-wise mean of the inputs."""
 
     def _merge(self, xs):
-        y = xs[0].astype(np.float32, copy=True)
-        for x in xs[1:]:
-            y = y + x
-        return y / np.float32(len(xs)), len(xs)
+        return _sum(xs) / np.float32(len(xs)), len(xs)
 
     def _grads(self, n, g):
         return [g / np.float32(n)] * n
