@@ -108,6 +108,13 @@ def test_cifar10_from_rconv_data(tmp_path, monkeypatch):
     assert tuple(x_train[0, 0, 1]) == (first[1], first[1025], first[2049])
 
 
+def test_batch_files_directly_in_the_rconv_data_subfolder(tmp_path, monkeypatch):
+    write_cifar100(tmp_path / "data" / "cifar100", n_train=2, n_test=1)
+    monkeypatch.setenv("RCONV_DATA", str(tmp_path / "data"))
+    (x_train, y_train), (x_test, _) = cifar100.load_data("coarse")
+    assert x_train.shape == (2, 32, 32, 3) and x_test.shape == (1, 32, 32, 3) and y_train.max() < 20
+
+
 def test_cifar10_from_keras_cache_layout(tmp_path):
     write_cifar10(tmp_path / "user" / ".keras" / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py",
                   sizes=(1, 1, 1, 1, 1), test=1)

@@ -75,7 +75,9 @@ def _affine(c, seed=1):
 # (shape, groups): odd sizes, batch 1, rank 2-4, one group, one group per channel, one channel
 CASES = [((1, 1), 1), ((7, 3), 1), ((7, 3), 3), ((3, 8), 2), ((2, 5, 6), 3), ((1, 3, 5), 5), ((2, 5, 7, 6), 1),
          ((2, 5, 7, 6), 2), ((2, 5, 7, 6), 6), ((1, 9, 11, 4), 4), ((3, 1, 1, 1), 1), ((1, 4, 4, 1), 1),
-         ((2, 3, 3, 2, 4), 2)]
+         ((2, 3, 3, 2, 4), 2),
+         ((1, 67, 61, 8), 4),    # one sample over several reduction blocks
+         ((3, 50, 70, 5), 5)]    # blocks that straddle samples
 
 
 @pytest.mark.parametrize("shape,groups", CASES)

@@ -89,6 +89,9 @@ CASES = {
     "layer_norm": lambda u: (u(X2), u(f32(5)), u(f32(5, seed=1)), 1e-3),
     "layer_norm_backward": lambda u: (u(X2), u(f32(4, 5, seed=7)), u(f32(5)),
                                       *map(u, _rconv.layer_norm(X2, None, None, 1e-3)[1:]), True),
+    "group_norm": lambda u: (u(X4), u(f32(3)), u(f32(3, seed=1)), 3, 1e-3),
+    "group_norm_backward": lambda u: (u(X4), u(f32(2, 6, 6, 3, seed=7)), u(f32(3)),
+                                      *map(u, _rconv.group_norm(X4, None, None, 3, 1e-3)[1:]), 3, True),
 }
 
 

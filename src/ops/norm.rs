@@ -2,9 +2,10 @@
 //!
 //! * Batch normalization: per-column (channel) statistics over all rows, then `y = x * a + b` per column;
 //!   its backward reduces `dy` and `dy * x_hat` per column.
-//! * Group normalization: statistics per (sample, group of channels) over all positions and the group's
-//!   channels, then a per-channel affine map; its backward reduces per (sample, group) (input gradient) and
-//!   per column (gamma, beta). Layer normalization over the last axis is its case of one group per row.
+//! * Group normalization (`group.rs`): statistics per (sample, group of channels) over all positions and the
+//!   group's channels, then a per-channel affine map; its backward reduces per (sample, group) (input
+//!   gradient) and per column (gamma, beta). Layer normalization over the last axis is its case of one sample
+//!   and one group per row.
 //!
 //! Every reduction over rows is deterministic whatever the thread count: the rows are cut into blocks
 //! whose size depends on the shape only, each block sums in float64 in row order, and the block partials
@@ -189,185 +190,9 @@ pub fn batch_norm_backward(x: &[f32], dy: &[f32], shape: Rows, gamma: Option<&[f
     Ok((dx.transpose()?, dgamma.iter().map(|&v| v as f32).collect(), dbeta.iter().map(|&v| v as f32).collect()))
 }
 
-/// `sum(f(v) for v in row)` in float64 over four interleaved partial sums (a fixed order, so deterministic,
-/// without one long chain of dependent additions).
-fn row_sum(row: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-    let mut lanes = [0.0f64; 4];
-    let chunks = row.chunks_exact(4);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for c in chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += f(v);
-        }
-    }
-    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
-}
+mod group;
 
-/// A channels-last tensor seen as (samples, positions, channels), its channels cut into `groups` equal runs:
-/// group normalization takes its statistics per (sample, group), over all positions and the group's
-/// channels. Layer normalization over the last axis is the case of one position and one group per row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Groups {
-    pub samples: usize,
-    pub positions: usize,
-    pub channels: usize,
-    pub groups: usize,
-}
-
-impl Groups {
-    /// `shape` = (samples, ..., channels), rank >= 2; the axes between the first and the last are positions.
-    pub fn new(shape: &[usize], groups: usize) -> OpResult<Self> {
-        if shape.len() < 2 {
-            shape_err!("`x` must have rank >= 2 (samples, ..., channels), got shape {shape:?}");
-        }
-        let rows = Rows::new(shape)?;
-        if groups == 0 || !rows.cols.is_multiple_of(groups) {
-            shape_err!("`groups` must divide the number of channels ({}), got groups={groups}", rows.cols);
-        }
-        Ok(Groups { samples: shape[0], positions: rows.rows / shape[0], channels: rows.cols, groups })
-    }
-
-    /// Layer normalization's view of a (rows, cols) tensor: each row one sample with one group.
-    pub fn per_row(shape: Rows) -> Self {
-        Groups { samples: shape.rows, positions: 1, channels: shape.cols, groups: 1 }
-    }
-
-    pub fn rows(self) -> Rows {
-        Rows { rows: self.samples * self.positions, cols: self.channels }
-    }
-
-    /// Channels per group.
-    fn width(self) -> usize {
-        self.channels / self.groups
-    }
-
-    /// Elements per (sample, group).
-    fn count(self) -> f64 {
-        (self.positions * self.width()) as f64
-    }
-
-    /// The runs of group `g` of sample `n` in the flat tensor `a`, one per position, in order.
-    fn runs(self, a: &[f32], n: usize, g: usize) -> impl Iterator<Item = &[f32]> {
-        let (c, w) = (self.channels, self.width());
-        let base = n * self.positions * c + g * w;
-        (0..self.positions).map(move |p| &a[base + p * c..base + p * c + w])
-    }
-
-    /// `f(sample, group)` for every (sample, group) in parallel, collected in (sample, group) order.
-    fn per_group<T: Send>(self, f: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
-        let groups = self.groups;
-        (0..self.samples * groups).into_par_iter().map(|i| f(i / groups, i % groups)).collect()
-    }
-
-    /// A new tensor filled over row blocks in parallel by `f(k, start, c0, out)` for each group run of each row:
-    /// `k` is the (sample, group) index `sample * groups + group`, `start` the run's first element in the flat
-    /// tensor, `c0` its first channel.
-    fn map_runs(self, what: &str, f: impl Fn(usize, usize, usize, &mut [f32]) + Sync) -> OpResult<Vec<f32>> {
-        let (c, w) = (self.channels, self.width());
-        self.rows().map_rows(what, |r0, out| {
-            for (i, row) in out.chunks_exact_mut(c).enumerate() {
-                let r = r0 + i;
-                let k0 = r / self.positions * self.groups;
-                for (g, run) in row.chunks_exact_mut(w).enumerate() {
-                    f(k0 + g, r * c + g * w, g * w, run);
-                }
-            }
-        })
-    }
-
-    fn check_stats(self, mean: &[f32], inv_std: &[f32]) -> OpResult<()> {
-        let k = self.samples * self.groups;
-        if mean.len() != k || inv_std.len() != k {
-            shape_err!("`mean` and `inv_std` need {k} values (one per sample and group), got {} and {}",
-                       mean.len(), inv_std.len());
-        }
-        Ok(())
-    }
-}
-
-/// Mean and 1 / sqrt(biased variance + epsilon) of every (sample, group), in float64 (two passes).
-fn group_stats(x: &[f32], shape: Groups, epsilon: f32) -> Vec<(f64, f64)> {
-    let n = shape.count();
-    shape.per_group(|s, g| {
-        let mean = shape.runs(x, s, g).map(|r| row_sum(r, f64::from)).sum::<f64>() / n;
-        let var = shape.runs(x, s, g).map(|r| row_sum(r, |v| (f64::from(v) - mean).powi(2))).sum::<f64>() / n;
-        (mean, 1.0 / (var + f64::from(epsilon)).sqrt())
-    })
-}
-
-/// Group normalization: `gamma * (x - mean) / sqrt(variance + epsilon) + beta` with the statistics of each
-/// (sample, group) and gamma/beta per channel. Returns (y, mean, 1/std), the last two one value per
-/// (sample, group), in (sample, group) order, for the backward.
-pub fn group_norm_forward(x: &[f32], shape: Groups, gamma: Option<&[f32]>, beta: Option<&[f32]>, epsilon: f32)
-                          -> OpResult<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-    let rows = shape.rows();
-    rows.check_vec("gamma", gamma)?;
-    rows.check_vec("beta", beta)?;
-    let (gamma, beta) = (or_filled(gamma, rows.cols, 1.0), or_filled(beta, rows.cols, 0.0));
-    let stats = group_stats(x, shape, epsilon);
-    let y = shape.map_runs("the output", |k, start, c0, out| {
-        let (m, s) = (stats[k].0 as f32, stats[k].1 as f32);
-        let (xs, affine) = (&x[start..start + out.len()], gamma[c0..].iter().zip(&beta[c0..]));
-        for ((o, &v), (&g, &b)) in out.iter_mut().zip(xs).zip(affine) {
-            *o = (v - m) * s * g + b;
-        }
-    })?;
-    let (mean, inv) = stats.iter().map(|&(m, s)| (m as f32, s as f32)).unzip();
-    Ok((y, mean, inv))
-}
-
-/// Backward of `group_norm_forward` given its mean and 1/std per (sample, group):
-/// (grad_x if asked, grad_gamma, grad_beta).
-#[allow(clippy::too_many_arguments)]
-pub fn group_norm_backward(x: &[f32], dy: &[f32], shape: Groups, gamma: Option<&[f32]>, mean: &[f32],
-                           inv_std: &[f32], need_grad_x: bool) -> OpResult<LinearGrads> {
-    let rows = shape.rows();
-    rows.check_vec("gamma", gamma)?;
-    shape.check_stats(mean, inv_std)?;
-    let (cols, w) = (rows.cols, shape.width());
-    let gamma = or_filled(gamma, cols, 1.0);
-    let [dbeta, dgamma] = rows.column_sums::<2>(|r0, nr, acc| {
-        let span = r0 * cols..(r0 + nr) * cols;
-        let (sum_g, sum_gx) = acc.split_at_mut(cols);
-        for (i, (xr, gr)) in x[span.clone()].chunks_exact(cols).zip(dy[span].chunks_exact(cols)).enumerate() {
-            let k0 = (r0 + i) / shape.positions * shape.groups;
-            let runs = sum_g.chunks_exact_mut(w).zip(sum_gx.chunks_exact_mut(w)).zip(xr.chunks_exact(w).zip(gr.chunks_exact(w)));
-            for (g, ((sg, sgx), (xs, gs))) in runs.enumerate() {
-                let (m, s) = (mean[k0 + g], inv_std[k0 + g]);
-                for ((sg, sgx), (&xv, &gv)) in sg.iter_mut().zip(sgx.iter_mut()).zip(xs.iter().zip(gs)) {
-                    let g = f64::from(gv);
-                    *sg += g;
-                    *sgx += g * f64::from((xv - m) * s);
-                }
-            }
-        }
-    });
-    // dx = s * (g - mean(g) - x_hat * mean(g * x_hat)) with g = dy * gamma, the means over each (sample, group).
-    let dx = need_grad_x.then(|| {
-        let n = shape.count();
-        let means: Vec<(f32, f32)> = shape.per_group(|smp, grp| {
-            let k = smp * shape.groups + grp;
-            let (m, s, gm) = (mean[k], inv_std[k], &gamma[grp * w..(grp + 1) * w]);
-            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-            for (xr, gr) in shape.runs(x, smp, grp).zip(shape.runs(dy, smp, grp)) {
-                for ((&xv, &gv), &gc) in xr.iter().zip(gr).zip(gm) {
-                    let g = f64::from(gv * gc);
-                    sg += g;
-                    sgx += g * f64::from((xv - m) * s);
-                }
-            }
-            ((sg / n) as f32, (sgx / n) as f32)
-        });
-        shape.map_runs("the input gradient", |k, start, c0, out| {
-            let (m, s, (mg, mgx)) = (mean[k], inv_std[k], means[k]);
-            let span = start..start + out.len();
-            for ((o, (&xv, &gv)), &gc) in out.iter_mut().zip(x[span.clone()].iter().zip(&dy[span])).zip(&gamma[c0..]) {
-                *o = s * (gv * gc - mg - (xv - m) * s * mgx);
-            }
-        })
-    });
-    Ok((dx.transpose()?, dgamma.iter().map(|&v| v as f32).collect(), dbeta.iter().map(|&v| v as f32).collect()))
-}
+pub use group::{group_norm_backward, group_norm_forward, Groups};
 
 /// Layer normalization over the last axis (group normalization with one group per row): (y, per-row mean,
 /// per-row 1/std) — the last two for the backward.

@@ -9,11 +9,11 @@ with the latin-1 codec (how Python 3 pickles bytes at protocol 2); anything else
 a ``data`` uint8 array of shape (N, 3072) and N integer labels in range.
 
 Where the files are looked for, in order (the first folder holding every batch file wins):
-``$RCONV_DATA/<name>/``, ``$RCONV_DATA/``, the rconv cache ``$RCONV_HOME/datasets`` (``~/.rconv/datasets``)
-and Keras's cache (``$KERAS_HOME/datasets``, default ``~/.keras/datasets``); in each, ``<dir>/`` and
-Keras's ``<dir>-target/<dir>/`` (``<dir>`` = ``cifar-10-batches-py`` or ``cifar-100-python``). If none has
-them, the archive is downloaded into the rconv cache with `utils.get_file` (SHA-256 checked) and extracted
-there, as Keras does.
+``$RCONV_DATA/<name>/`` (the files directly in it, or in the folders below), ``$RCONV_DATA/``, the rconv
+cache ``$RCONV_HOME/datasets`` (``~/.rconv/datasets``) and Keras's cache (``$KERAS_HOME/datasets``, default
+``~/.keras/datasets``); in each, ``<dir>/`` and Keras's ``<dir>-target/<dir>/`` (``<dir>`` =
+``cifar-10-batches-py`` or ``cifar-100-python``). If none has them, the archive is downloaded into the rconv
+cache with `utils.get_file` (SHA-256 checked) and extracted there, as Keras does.
 """
 from __future__ import annotations
 
@@ -108,6 +108,9 @@ def load(*, title: str, subdir: str, dirname: str, origin: str, sha256: str, tra
     """Find (or download) and parse a CIFAR dataset: ((x_train, y_train), (x_test, y_test)), labels (N, 1)."""
     folders = [(label, root / sub) for label, root in _roots(subdir)
                for sub in (Path(dirname), Path(f"{dirname}-target") / dirname)]
+    env = _files.data_env_dir()
+    if env is not None:  # the batch files directly in $RCONV_DATA/<subdir>/
+        folders.insert(0, (f"${_files.DATA_ENV}/{subdir}", env / subdir))
     names = list(train) + list(test)
     found = next((folder for _, folder in folders if all((folder / n).is_file() for n in names)), None)
     if found is None:
