@@ -102,7 +102,7 @@ impl Activation {
                 let lanes = Lanes::new(shape, axis)?;
                 let log = matches!(self, LogSoftmax(_));
                 let mut y = copied(x, "the output")?;
-                lanes.apply(&mut y, x, |row, _| if log { log_softmax_row(row) } else { softmax_row(row) });
+                lanes.apply(&mut y, x, |row, _| if log { log_softmax_row(row) } else { softmax_row(row) })?;
                 Ok(y)
             }
             Relu => map(x, relu),
@@ -143,7 +143,7 @@ impl Activation {
                         let dot: f32 = g.iter().zip(y).map(|(a, b)| a * b).sum();
                         g.iter_mut().zip(y).for_each(|(gi, yi)| *gi = yi * (*gi - dot));
                     }
-                });
+                })?;
                 Ok(dx)
             }
             Relu => pairs(saved, dy, relu_grad),
@@ -241,32 +241,36 @@ impl Lanes {
         Ok(Lanes { n: shape[a], inner: shape[a + 1..].iter().product(), empty })
     }
 
-    /// `f(lane of a, lane of b)` on every lane, in parallel; lanes `inner` apart are gathered into scratch.
-    fn apply(&self, a: &mut [f32], b: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) {
+    /// `f(lane of a, lane of b)` on every lane, in parallel. Lanes `inner` apart (an axis other than the
+    /// last) are gathered into lane-major scratch, processed in parallel, and scattered back row by row.
+    fn apply(&self, a: &mut [f32], b: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) -> OpResult<()> {
         let (n, inner) = (self.n, self.inner);
         if self.empty {
-            return;
+            return Ok(());
         }
         if inner == 1 {
             let chunk = (CHUNK / n).max(1) * n;
             a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(a, b)| {
                 a.chunks_exact_mut(n).zip(b.chunks_exact(n)).for_each(|(a, b)| f(a, b));
             });
-            return;
+            return Ok(());
         }
-        a.par_chunks_mut(n * inner).zip(b.par_chunks(n * inner)).for_each(|(a, b)| {
-            let (mut la, mut lb) = (vec![0.0f32; n], vec![0.0f32; n]);
-            for j in 0..inner {
-                for i in 0..n {
-                    la[i] = a[i * inner + j];
-                    lb[i] = b[i * inner + j];
-                }
-                f(&mut la, &lb);
-                for i in 0..n {
-                    a[i * inner + j] = la[i];
-                }
+        let mut sa = zeros::<f32>(&[a.len()], "the softmax scratch")?;
+        let mut sb = zeros::<f32>(&[b.len()], "the softmax scratch")?;
+        let src: &[f32] = a;
+        sa.par_chunks_mut(n).zip(sb.par_chunks_mut(n)).enumerate().for_each(|(lane, (la, lb))| {
+            let base = (lane / inner) * n * inner + lane % inner;
+            for i in 0..n {
+                la[i] = src[base + i * inner];
+                lb[i] = b[base + i * inner];
             }
+            f(la, lb);
         });
+        a.par_chunks_mut(inner).enumerate().for_each(|(r, row)| {
+            let (o, i) = (r / n, r % n);
+            row.iter_mut().enumerate().for_each(|(j, v)| *v = sa[(o * inner + j) * n + i]);
+        });
+        Ok(())
     }
 }
 
