@@ -1,5 +1,6 @@
-"""`rconv.utils.model_to_dot` / `plot_model` (issue 13, item 7): the DOT graph is the model's real graph
-(nodes, edges, shapes) — always tested when pydot is installed; the rendered PNG/SVG only when Graphviz is.
+"""`rconv.utils.model_to_dot` / `plot_model` (issue 13, item 7): the graph drawn is the model's real graph
+(nodes, edges, shapes). The graph itself is always tested (through `model_to_dot` when pydot is installed,
+else through the pydot-free `_graph` it is built from); the rendered PNG/SVG only when Graphviz is installed.
 Without pydot or Graphviz: an ImportError naming the install commands."""
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import rconv
 from rconv import layers
 from rconv.utils import model_visualization as mv
 
-pydot = pytest.importorskip("pydot", reason="pydot is an optional dependency (pip install pydot)")
+try:
+    import pydot
+except ImportError:  # an optional dependency: the graph is then checked through `_graph`
+    pydot = None
+needs_pydot = pytest.mark.skipif(pydot is None, reason="pydot is not installed (pip install pydot)")
 needs_graphviz = pytest.mark.skipif(not mv.check_graphviz(), reason="Graphviz is not installed (apt install graphviz)")
 
 
@@ -28,50 +33,65 @@ def _branchy():
     return rconv.Model(inp, [out, flat])
 
 
-def _nodes(dot):
-    return {n.get_name(): n for n in dot.get_nodes() if n.get_name() not in ("node", "graph", "edge")}
+def _drawn(model, **options):
+    """({node name: label}, {(source name, destination name)}) of `model_to_dot(model, **options)` (the same as
+    `_graph`'s, checked), or of `_graph` without pydot."""
+    graph_options = {k: v for k, v in options.items() if k.startswith("show_")}
+    nodes, edges = mv._graph(model, **{"show_layer_names": True, **graph_options})
+    nodes, edges = dict(nodes), set(edges)
+    if pydot is not None:
+        dot = mv.model_to_dot(model, **options)
+        dot_nodes = {n.get_name(): n.get("label") for n in dot.get_nodes() if n.get_name() not in ("node", "graph")}
+        assert dot_nodes == nodes and {(e.get_source(), e.get_destination()) for e in dot.get_edges()} == edges
+    return nodes, edges
 
 
-def _edges(dot, model):
-    names = {str(id(lay)): lay.name for lay in model._plan.layers}
+def _named_edges(model, edges):
+    names = {}
     for lay in model._plan.layers:
-        inner = getattr(lay, "_plan", None)
-        names.update({str(id(x)): x.name for x in (inner.layers if inner else [])})
-    return {(names[e.get_source()], names[e.get_destination()]) for e in dot.get_edges()}
+        names[str(id(lay))] = lay.name
+    return {(names[a], names[b]) for a, b in edges}
 
 
-def _label_of(dot, layer):
-    return _nodes(dot)[str(id(layer))].get("label")
+def _label_of(nodes, layer):
+    return nodes[str(id(layer))]
 
 
 def test_functional_graph_nodes_edges_and_shapes():
     model = _branchy()
-    dot = mv.model_to_dot(model, show_shapes=True)
-    nodes = _nodes(dot)
+    nodes, edges = _drawn(model, show_shapes=True)
     ops_layer = [lay for lay in model._plan.layers if getattr(lay, "is_tensor_op", False)][0]
     assert set(nodes) == {str(id(lay)) for lay in model._plan.layers}
     assert len(nodes) == 8  # img, conv, flat, widen, shared (once, though called twice), add, x*2, probs
-    assert _edges(dot, model) == {("img", "conv"), ("conv", "flat"), ("flat", "shared"), ("flat", "widen"),
+    assert _named_edges(model, edges) == {("img", "conv"), ("conv", "flat"), ("flat", "shared"), ("flat", "widen"),
                                   ("widen", "shared"), ("shared", "add"), ("add", ops_layer.name),
                                   (ops_layer.name, "probs")}
-    conv = _label_of(dot, model.get_layer("conv"))
+    conv = _label_of(nodes, model.get_layer("conv"))
     assert "<b>conv</b> (Conv2D)" in conv
     assert "Input shape: <b>(None, 6, 6, 3)</b>" in conv and "Output shape: <b>(None, 4, 4, 4)</b>" in conv
-    add = _label_of(dot, model.get_layer("add"))
+    add = _label_of(nodes, model.get_layer("add"))
     assert "Input shape: <b>[(None, 5), (None, 5)]</b>" in add
-    img = _label_of(dot, model.get_layer("img"))
+    img = _label_of(nodes, model.get_layer("img"))
     assert "Input shape" not in img and "Output shape: <b>(None, 6, 6, 3)</b>" in img
-    assert dot.get("rankdir") == "TB" and dot.get("dpi") == 200
+
+
+@needs_pydot
+def test_dot_graph_attributes():
+    dot = mv.model_to_dot(_branchy())
+    assert dot.get("rankdir") == "TB" and dot.get("dpi") == 200 and dot.get("splines") == "ortho"
+    assert mv.model_to_dot(_branchy(), rankdir="LR", dpi=96).get("rankdir") == "LR"
+    model = _branchy()
+    cluster = mv.model_to_dot(model, subgraph=True)
+    assert isinstance(cluster, pydot.Cluster) and cluster.get("label") == model.name
 
 
 def test_sequential_graph_is_a_chain_without_the_input_layer():
     model = rconv.Sequential([rconv.Input((7,)), layers.Dense(3, name="d1"), layers.Dropout(0.5, name="drop"),
                               layers.Dense(1, name="d2")])
-    dot = mv.model_to_dot(model, show_shapes=True, rankdir="LR")
-    assert len(_nodes(dot)) == 3
-    assert _edges(dot, model) == {("d1", "drop"), ("drop", "d2")}
-    assert "Output shape: <b>(None, 1)</b>" in _label_of(dot, model.get_layer("d2"))
-    assert dot.get("rankdir") == "LR"
+    nodes, edges = _drawn(model, show_shapes=True, rankdir="LR")
+    assert len(nodes) == 3
+    assert _named_edges(model, edges) == {("d1", "drop"), ("drop", "d2")}
+    assert "Output shape: <b>(None, 1)</b>" in _label_of(nodes, model.get_layer("d2"))
 
 
 def test_nested_model_is_one_box():
@@ -80,27 +100,27 @@ def test_nested_model_is_one_box():
     inp = rconv.Input((4,), name="x")
     out = layers.Dense(1, name="head")(inner(inp))
     model = rconv.Model(inp, out)
-    dot = mv.model_to_dot(model, show_shapes=True)
-    assert _edges(dot, model) == {("x", "inner"), ("inner", "head")}
-    assert "<b>inner</b> (Sequential)" in _label_of(dot, inner)
-    assert "Output shape: <b>(None, 2)</b>" in _label_of(dot, inner)
-    with pytest.warns(UserWarning, match="one box"):
-        mv.model_to_dot(model, expand_nested=True)
+    nodes, edges = _drawn(model, show_shapes=True)
+    assert _named_edges(model, edges) == {("x", "inner"), ("inner", "head")}
+    assert "<b>inner</b> (Sequential)" in _label_of(nodes, inner)
+    assert "Output shape: <b>(None, 2)</b>" in _label_of(nodes, inner)
+    if pydot is not None:
+        with pytest.warns(UserWarning, match="one box"):
+            mv.model_to_dot(model, expand_nested=True)
 
 
 def test_label_options():
     model = _branchy()
     conv = model.get_layer("conv")
-    plain = _label_of(mv.model_to_dot(model, show_layer_names=False), conv)
+    plain = _label_of(_drawn(model, show_layer_names=False)[0], conv)
     assert "<b>Conv2D</b>" in plain and "conv</b>" not in plain and "shape" not in plain
-    rich = _label_of(mv.model_to_dot(model, show_layer_activations=True, show_dtype=True, show_trainable=True), conv)
+    rich = _label_of(_drawn(model, show_layer_activations=True, show_dtype=True, show_trainable=True)[0], conv)
     assert "Activation: <b>relu</b>" in rich and "Output dtype: <b>float32</b>" in rich and "Trainable" in rich
     conv.trainable = False
-    assert "Non-trainable" in _label_of(mv.model_to_dot(model, show_trainable=True), conv)
-    cluster = mv.model_to_dot(model, subgraph=True)
-    assert isinstance(cluster, pydot.Cluster) and cluster.get("label") == model.name
+    assert "Non-trainable" in _label_of(_drawn(model, show_trainable=True)[0], conv)
 
 
+@needs_pydot
 def test_bad_arguments_and_unbuilt_models():
     model = _branchy()
     with pytest.raises(ValueError, match="Unrecognized keyword arguments"):
@@ -122,6 +142,7 @@ def test_missing_pydot_is_an_import_error_naming_pip_install(monkeypatch, tmp_pa
             call()
 
 
+@needs_pydot
 def test_missing_graphviz_is_an_import_error_naming_apt_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` program to be found
     assert not mv.check_graphviz()

@@ -80,12 +80,21 @@ def _calls(model):
     return drawn, edges, shapes
 
 
+def _graph(model, **label_options):
+    """What `model_to_dot` draws, without pydot: ([(node name, HTML label)], [(source name, destination name)]);
+    a node's name is ``str(id(layer))``, like Keras's."""
+    layers, edges, shapes = _calls(model)
+    nodes = [(str(id(layer)), _label(layer, shapes, **label_options)) for layer in layers]
+    return nodes, [(str(id(a)), str(id(b))) for a, b in edges]
+
+
 def _activation_name(layer) -> str:
     act = layer.activation
     return getattr(act, "name", None) or getattr(act, "__name__", None) or str(act)
 
 
-def _label(layer, shapes, show_shapes, show_dtype, show_layer_names, show_layer_activations, show_trainable):
+def _label(layer, shapes, show_shapes=False, show_dtype=False, show_layer_names=True, show_layer_activations=False,
+           show_trainable=False):
     """Keras's HTML-table label of one layer."""
     esc = html.escape
     class_name = type(layer).__name__
@@ -147,16 +156,16 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
         dot.set("dpi", dpi)
         dot.set("splines", splines)
         dot.set_node_defaults(shape="record")
-    nodes, edges, shapes = _calls(model)
-    for layer in nodes:
-        node = pydot.Node(str(id(layer)), label=_label(layer, shapes, show_shapes, show_dtype, show_layer_names,
-                                                       show_layer_activations, show_trainable))
+    nodes, edges = _graph(model, show_shapes=show_shapes, show_dtype=show_dtype, show_layer_names=show_layer_names,
+                          show_layer_activations=show_layer_activations, show_trainable=show_trainable)
+    for name, label in nodes:
+        node = pydot.Node(name, label=label)
         node.set("fontname", "Helvetica")
         node.set("border", "0")
         node.set("margin", "0")
         dot.add_node(node)
     for source, destination in edges:
-        edge = pydot.Edge(str(id(source)), str(id(destination)))
+        edge = pydot.Edge(source, destination)
         edge.set("penwidth", "2")
         dot.add_edge(edge)
     return dot

@@ -16,7 +16,7 @@ use crate::ops::LinearGrads;
 
 /// A channels-last tensor seen as (samples, positions, channels), its channels cut into `groups` equal runs:
 /// group normalization takes its statistics per (sample, group), over all positions and the group's
-/// channels. Layer normalization over the last axis is the case of one position and one group per row.
+/// channels. Layer normalization over the last axis is the case of one sample (one position, one group) per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Groups {
     pub samples: usize,
@@ -246,9 +246,9 @@ fn row_sum(run: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
 }
 
-/// Within rows: calls `f(k, run_index, run_of_each_input..)` for every group run of the rows of an output block
-/// starting at row `r0`: `k` is the (sample, group) index, `start` the run's first element in the flat tensor,
-/// `c0` its first channel.
+/// Within rows: calls `f(k, start, c0, out_run)` for every group run of the rows of an output block starting at
+/// row `r0`: `k` is the (sample, group) index, `start` the run's first element in the flat tensor, `c0` its
+/// first channel.
 fn for_runs(shape: Groups, r0: usize, out: &mut [f32], mut f: impl FnMut(usize, usize, usize, &mut [f32])) {
     let (c, w) = (shape.channels, shape.width());
     for (i, row) in out.chunks_exact_mut(c).enumerate() {
