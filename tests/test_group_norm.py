@@ -167,6 +167,23 @@ def test_group_normalization_weights_and_config():
     assert clone.get_config() == config
 
 
+def test_group_norm_model_trains_with_its_weight_penalty():
+    rconv.utils.set_random_seed(0)
+    inp = rconv.Input((8, 8, 3))
+    h = layers.GroupNormalization(groups=4, gamma_regularizer=regularizers.L2(0.1))(
+        layers.Conv2D(8, 3, padding="same")(inp))
+    out = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(layers.Activation("relu")(h)))
+    model = rconv.Model(inp, out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    gn = [lay for lay in model.layers if isinstance(lay, layers.GroupNormalization)][0]
+    assert [float(np.asarray(v)) for v in model.losses] == [pytest.approx(0.1 * 8)]  # 0.1 * sum(gamma ** 2)
+    x = _data((64, 8, 8, 3), seed=3)
+    y = (x[..., 0].mean(axis=(1, 2)) > 0.5).astype(int)
+    losses = model.fit(x, y, epochs=15, batch_size=16, verbose=0).history["loss"]
+    assert losses[-1] < 0.9 * losses[0], f"a model with GroupNormalization did not train: {losses}"
+    assert not np.allclose(gn.gamma.numpy(), 1.0)
+
+
 # --- ports of keras/src/layers/normalization/group_normalization_test.py ----------------------------------
 
 def test_keras_undefined_dim_error():
