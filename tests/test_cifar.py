@@ -206,6 +206,20 @@ def test_bad_batch_files_name_the_file(tmp_path, payload, message):
         _cifar.read_batch(bad, "labels", 10)
 
 
+def test_implausible_array_sizes_are_a_value_error(tmp_path):
+    import importlib
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
+
+    class Huge:
+        def __reduce__(self):
+            return (multiarray._reconstruct, (np.ndarray, (1 << 62,), b"b"))
+
+    bad = tmp_path / "data_batch_1"
+    bad.write_bytes(pickle.dumps({b"data": Huge(), b"labels": [0]}, protocol=4))
+    with pytest.raises(ValueError, match="data_batch_1"):
+        _cifar.read_batch(bad, "labels", 10)
+
+
 def test_python3_pickles_of_both_protocols_read_too(tmp_path):
     data = _images(2, 5)
     for protocol in (2, 4):

@@ -65,7 +65,7 @@ def read_batch(path, label_key: str, num_classes: int) -> Tuple[np.ndarray, np.n
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            OSError) as e:
+            OSError, MemoryError) as e:
         raise ValueError(f"{path}: not a readable CIFAR batch file: {e}") from e
     if not isinstance(d, dict):
         raise ValueError(f"{path}: a CIFAR batch file holds a dict, found {type(d).__name__}")
