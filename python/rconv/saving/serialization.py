@@ -73,8 +73,8 @@ def _clean_layer_config(class_name: str, config: dict) -> dict:
     for key, default in _DROPPABLE_LAYER_KEYS.items():
         if key in config and config[key] == default:
             del config[key]
-    for key in ("kernel_initializer", "bias_initializer"):
-        if key in config:
+    for key in config:
+        if key.endswith("_initializer"):  # kernel_, bias_, depthwise_, pointwise_, gamma_, alpha_, ...
             config[key] = _clean_initializer(config[key])
     if class_name == "InputLayer":
         # Keras 2 / tf.keras: `batch_input_shape`; Keras 3: `batch_shape`.

@@ -1,0 +1,73 @@
+"""Issue 13's done-criterion files: the mini-Xception of Deep Learning with Python chapter 9 (residual blocks,
+SeparableConv2D, BatchNormalization, augmentation) and a Conv2DTranspose segmentation model, written by real
+Keras 3.15.1 (tests/keras_fixtures/make_xception_fixtures.py) and loaded by rconv with Keras's predictions; the
+example script (examples/mini_xception.py) trains on a synthetic two-class image tree, and its `.keras` file
+loads in real Keras with equal predictions (`@pytest.mark.keras`, needs RCONV_KERAS_PYTHON)."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rconv
+
+FIXTURES = Path(__file__).parent / "keras_fixtures"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.mark.parametrize("filename", ["mini_xception.keras", "mini_xception.h5"])
+def test_keras_mini_xception_loads_with_keras_predictions(filename):
+    expected = np.load(FIXTURES / "mini_xception_expected.npz")
+    model = rconv.models.load_model(FIXTURES / filename)
+    np.testing.assert_allclose(model.predict(expected["image"], verbose=0), expected["prob"], atol=1e-5)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"SeparableConv2D", "BatchNormalization", "Add", "RandomFlip"} <= kinds
+
+
+@pytest.mark.parametrize("filename", ["segmentation.keras", "segmentation.h5"])
+def test_keras_segmentation_loads_with_keras_predictions(filename):
+    expected = np.load(FIXTURES / "segmentation_expected.npz")
+    model = rconv.models.load_model(FIXTURES / filename)
+    np.testing.assert_allclose(model.predict(expected["image"], verbose=0), expected["mask"], atol=1e-5)
+
+
+def test_keras_segmentation_resumes_training_like_keras():
+    expected, train = np.load(FIXTURES / "segmentation_expected.npz"), np.load(FIXTURES / "segmentation_train.npz")
+    model = rconv.models.load_model(FIXTURES / "segmentation.keras")
+    model.train_on_batch(train["image"], train["mask"])
+    np.testing.assert_allclose(model.predict(expected["image"], verbose=0), train["after"], atol=1e-4)
+
+
+def _run_example(tmp_path, epochs, size):
+    out = tmp_path / "mini_xception.keras"
+    result = subprocess.run([sys.executable, str(EXAMPLES / "mini_xception.py"), "--epochs", str(epochs),
+                             "--size", str(size), "--out", str(out)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    accuracy = float(result.stdout.split("validation accuracy ")[1].split()[0])
+    return out, accuracy
+
+
+def test_mini_xception_example_trains(tmp_path):
+    out, accuracy = _run_example(tmp_path, epochs=6, size=48)
+    assert out.exists()
+    assert accuracy >= 0.75, f"the mini-Xception should learn discs vs bars, got validation accuracy {accuracy}"
+
+
+@pytest.mark.keras
+def test_mini_xception_file_loads_in_real_keras(tmp_path):
+    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
+    if not exe or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
+        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
+    out, _ = _run_example(tmp_path, epochs=1, size=48)
+    model = rconv.models.load_model(out)
+    x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3)).astype(np.float32)
+    name = model.inputs[0].name
+    np.savez(tmp_path / "inputs.npz", **{name: x, "x": x})
+    np.savez(tmp_path / "expected.npz", y=model.predict(x, verbose=0))
+    result = subprocess.run([exe, str(FIXTURES / "check_in_keras.py"), str(out), str(tmp_path / "inputs.npz"),
+                             str(tmp_path / "expected.npz"), "--atol", "1e-5", "--strict"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
