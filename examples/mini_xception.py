@@ -2,7 +2,7 @@
 `keras` replaced by `rconv`: data augmentation, residual blocks of BatchNormalization + ReLU + SeparableConv2D +
 max pooling with strided 1x1 shortcuts, trained from a directory of images with `image_dataset_from_directory`.
 
-usage: python examples/mini_xception.py [DATA_DIR] [--epochs N] [--size PIXELS] [--out MODEL.keras]
+usage: python examples/mini_xception.py [DATA_DIR] [--epochs N] [--size PIXELS] [--per-class N] [--out MODEL.keras]
 DATA_DIR holds train/ and validation/, each with one folder per class. Without it, a small synthetic two-class
 image tree (JPEG and PNG files) is written to a temporary folder so the workflow runs anywhere. Prints the final
 validation accuracy and saves the model (default: mini_xception.keras in a temporary folder).
@@ -72,9 +72,11 @@ def main(argv=None):
     parser.add_argument("data_dir", nargs="?")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--per-class", type=int, default=200, help="synthetic training images per class")
     parser.add_argument("--out", default=os.path.join(tempfile.mkdtemp(prefix="mini-xception-"), "mini_xception.keras"))
     args = parser.parse_args(argv)
-    base = args.data_dir or synthetic_tree(tempfile.mkdtemp(prefix="mini-xception-data-"), size=args.size)
+    base = args.data_dir or synthetic_tree(tempfile.mkdtemp(prefix="mini-xception-data-"), per_class=args.per_class,
+                                           size=args.size)
     keras.utils.set_random_seed(0)
     train_dataset = keras.utils.image_dataset_from_directory(
         os.path.join(base, "train"), image_size=(args.size, args.size), batch_size=16)

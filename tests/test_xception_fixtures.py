@@ -41,19 +41,22 @@ def test_keras_segmentation_resumes_training_like_keras():
     np.testing.assert_allclose(model.predict(expected["image"], verbose=0), train["after"], atol=1e-4)
 
 
-def _run_example(tmp_path, epochs, size):
+def _run_example(tmp_path, epochs, size, per_class=160):
     out = tmp_path / "mini_xception.keras"
     result = subprocess.run([sys.executable, str(EXAMPLES / "mini_xception.py"), "--epochs", str(epochs),
-                             "--size", str(size), "--out", str(out)], capture_output=True, text=True, timeout=1200)
+                             "--size", str(size), "--per-class", str(per_class), "--out", str(out)],
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     accuracy = float(result.stdout.split("validation accuracy ")[1].split()[0])
     return out, accuracy
 
 
 def test_mini_xception_example_trains(tmp_path):
-    out, accuracy = _run_example(tmp_path, epochs=6, size=48)
+    # ~300 steps: BatchNormalization's moving statistics (momentum 0.99) need that many before inference-mode
+    # validation follows the training accuracy (real Keras gives chance-level validation after 36 steps too).
+    out, accuracy = _run_example(tmp_path, epochs=15, size=40)
     assert out.exists()
-    assert accuracy >= 0.75, f"the mini-Xception should learn discs vs bars, got validation accuracy {accuracy}"
+    assert accuracy >= 0.9, f"the mini-Xception should learn discs vs bars, got validation accuracy {accuracy}"
 
 
 @pytest.mark.keras
@@ -61,9 +64,9 @@ def test_mini_xception_file_loads_in_real_keras(tmp_path):
     exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
     if not exe or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
         pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
-    out, _ = _run_example(tmp_path, epochs=1, size=48)
+    out, _ = _run_example(tmp_path, epochs=1, size=40, per_class=32)
     model = rconv.models.load_model(out)
-    x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3)).astype(np.float32)
+    x = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3)).astype(np.float32)
     name = model.inputs[0].name
     np.savez(tmp_path / "inputs.npz", **{name: x, "x": x})
     np.savez(tmp_path / "expected.npz", y=model.predict(x, verbose=0))
