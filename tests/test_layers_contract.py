@@ -162,7 +162,7 @@ CASES.append(Case(layers.Rescaling, dict(scale=1 / 255), (2, 3, 3, 1), rescaling
 CASES.append(Case(layers.Rescaling, dict(scale=2.0, offset=-1.0), (1, 5), rescaling_ref))
 
 for shapes in [[(2, 5)] * 2, [(1, 3, 3, 2)] * 3, [(2, 1)] * 2]:
-    wrong = [shapes[0], shapes[0][:-1] + (shapes[0][-1] + 1,)]
+    wrong = [shapes[0][:-1] + (2,), shapes[0][:-1] + (3,)]  # 2 vs 3: no broadcasting (1 vs 2 would, as Keras)
     CASES.append(Case(layers.Add, {}, shapes, add_ref, bad=[wrong]))
 for axis, shapes in [(-1, [(2, 3, 4, 2), (2, 3, 4, 5)]), (1, [(2, 3, 4, 2), (2, 1, 4, 2)]),
                      (2, [(1, 3, 4, 2), (1, 3, 2, 2), (1, 3, 1, 2)]), (-2, [(2, 3, 2), (2, 4, 2)]),

@@ -235,10 +235,10 @@ def test_custom_activation_callables():
 
     assert activations.get(swish) is swish and activations.get(None) is activations.linear
     assert activations.name_of(swish) is None and activations.serialize(swish) == "swish"
-    with pytest.raises(TypeError, match=r"no backward in rconv.*\['linear', 'relu', 'sigmoid', 'softmax'\]"):
+    with pytest.raises(TypeError, match=r"no backward in rconv.*'linear'.*'relu'"):
         activations.backward(swish, np.ones(2, np.float32), np.ones(2, np.float32))
-    with pytest.raises(ValueError, match=r"Unknown activation function: 'gelu'\. Known: \[.*'relu'"):
-        activations.get("gelu")
+    with pytest.raises(ValueError, match=r"Unknown activation function: 'celu'\. Known: \[.*'relu'"):
+        activations.get("celu")
 
 
 @pytest.mark.parametrize("name", registry.names("initializers"))
