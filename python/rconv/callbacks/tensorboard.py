@@ -133,7 +133,8 @@ class TensorBoard(Callback):
         if optimizer is not None and hasattr(optimizer, "iterations") and logs:
             writer = self._val_writer
             for name, value in logs.items():
-                writer.add_scalar(f"evaluation_{name}_vs_iterations", float(value), int(optimizer.iterations))
+                if np.size(value) == 1:  # scalars only (a multi-valued metric has no scalar plot)
+                    writer.add_scalar(f"evaluation_{name}_vs_iterations", float(value), int(optimizer.iterations))
             writer.flush()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -151,7 +152,8 @@ class TensorBoard(Callback):
                 writer.add_scalar("batch_steps_per_second", 1.0 / elapsed, self._global_train_batch)
         if isinstance(logs, dict):
             for name, value in logs.items():
-                writer.add_scalar("batch_" + name, float(value), self._global_train_batch)
+                if np.size(value) == 1:  # scalars only (a multi-valued metric has no scalar plot)
+                    writer.add_scalar("batch_" + name, float(value), self._global_train_batch)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.write_steps_per_second:
@@ -180,11 +182,13 @@ class TensorBoard(Callback):
         if train_logs:
             writer = self._train_writer
             for name, value in train_logs.items():
-                writer.add_scalar("epoch_" + name, float(value), epoch)
+                if np.size(value) == 1:  # scalars only (a multi-valued metric has no scalar plot)
+                    writer.add_scalar("epoch_" + name, float(value), epoch)
         if val_logs:
             writer = self._val_writer
             for name, value in val_logs.items():
-                writer.add_scalar("epoch_" + name[4:], float(value), epoch)
+                if np.size(value) == 1:  # scalars only (a multi-valued metric has no scalar plot)
+                    writer.add_scalar("epoch_" + name[4:], float(value), epoch)
 
     def _log_weights(self, epoch):
         writer = self._train_writer

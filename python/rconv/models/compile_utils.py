@@ -85,6 +85,9 @@ class CompileLoss:
                 continue
             fn = loss.fused_value_and_grad if is_fused else loss.value_and_grad
             value, grad = fn(y, out) if sw is None else fn(y, out, sample_weight=sw)
+            if np.ndim(value):  # reduction=None: per-sample values; Keras's compiled loss averages them
+                size = max(1, np.size(value))
+                value, grad = float(np.mean(value)), grad / np.float32(size)
             total += w * float(value)
             values.append(float(value))
             grads.append(grad if w == 1.0 else grad * np.float32(w))

@@ -262,7 +262,9 @@ class Trainer:
     def _logs(self, prefix: str = "", state=None) -> dict:
         loss_tracker, compile_metrics = state or (self._loss_tracker, self._compile_metrics)
         logs = {"loss": loss_tracker.result(), **compile_metrics.results()}
-        return {prefix + k: float(v) for k, v in sorted(logs.items())}  # Keras 3 sorts log keys
+        # Keras 3 sorts log keys; metrics with several values (F1Score(average=None), Precision at several
+        # thresholds) stay arrays, as in Keras
+        return {prefix + k: float(v) if np.size(v) == 1 else np.asarray(v, np.float64) for k, v in sorted(logs.items())}
 
     def _run_batch(self, batch, training: bool, state=None) -> None:
         x, y, sample_weight = batch

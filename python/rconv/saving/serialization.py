@@ -272,10 +272,9 @@ def metrics_from_config(entries):
                 if isinstance(item, dict):
                     item = _name_of(item)
             elif registry.find("metrics", item.get("class_name")) is not None:
-                metric = registry.get("metrics", item["class_name"])()
-                if name:
-                    metric.name = name
-                item = metric
+                cls = registry.get("metrics", item["class_name"])
+                config = {k: v for k, v in cfg.items() if k != "dtype" or not isinstance(v, dict)}
+                item = cls.from_config(config)  # thresholds, num_thresholds, num_classes, ... come back too
             else:
                 raise ConfigError(f"Unsupported metric {item.get('class_name')!r}")
         out.append(item)

@@ -9,8 +9,13 @@ import math
 import sys
 import time
 
+import numpy as np
 
-def _fmt_value(value: float) -> str:
+
+def _fmt_value(value) -> str:
+    if np.size(value) != 1:  # a metric with several values
+        return np.array2string(np.asarray(value), precision=4, separator=", ")
+    value = float(np.asarray(value).reshape(()))
     return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
 
 
@@ -56,7 +61,7 @@ class Progbar:
                                                    or now - self._last_update < self.interval)):
             return
         self._last_update = now
-        metrics = "".join(f" - {k}: {_fmt_value(float(v))}" for k, v in (values or []))
+        metrics = "".join(f" - {k}: {_fmt_value(v)}" for k, v in (values or []))
         per_step = self._step_time(current, now)
         count = (f"{current:{int(math.log10(self.target)) + 1}d}/{self.target}" if self.target
                  else f"{current:7d}/Unknown")
