@@ -6,7 +6,7 @@ import pytest
 
 import rconv
 from rconv import layers, ops
-from rconv.autograd import symbolic as K
+from rconv import backend as K
 
 
 def _convnet(seed=0):
@@ -16,24 +16,12 @@ def _convnet(seed=0):
                              layers.Dense(3, activation="softmax", name="probs")])
 
 
-def _mean(x, axis=None):
-    return K.deferred_apply(ops.mean, x, axis=axis)
-
-
-def _sqrt(x):
-    return K.deferred_apply(ops.sqrt, x)
-
-
-def _square(x):
-    return K.deferred_apply(ops.square, x)
-
-
 def test_filter_visualization_gradients():
     model = _convnet()
     layer_output = model.get_layer("conv2").output
-    loss = ops.mean(layer_output[:, :, :, 1])
+    loss = K.mean(layer_output[:, :, :, 1])
     grads = K.gradients(loss, model.input)[0]
-    grads /= (_sqrt(_mean(_square(grads))) + 1e-5)
+    grads /= (K.sqrt(K.mean(K.square(grads))) + 1e-5)
     iterate = K.function([model.input], [loss, grads])
     x = np.random.default_rng(0).random((1, 9, 9, 3)).astype(np.float32)
     loss_value, grads_value = iterate([x])
@@ -65,7 +53,7 @@ def test_first_edition_grad_cam():
     class_output = model.output[:, 2]
     conv = model.get_layer("conv2")
     grads = K.gradients(class_output, conv.output)[0]
-    pooled_grads = _mean(grads, axis=(0, 1, 2))
+    pooled_grads = K.mean(grads, axis=(0, 1, 2))
     iterate = K.function([model.input], [pooled_grads, conv.output[0]])
     x = np.random.default_rng(1).random((1, 9, 9, 3)).astype(np.float32)
     pooled, conv_value = iterate([x])

@@ -200,3 +200,43 @@ def test_custom_training_loop_trains_like_train_on_batch():
         fitted.train_on_batch(x, y)
     for a, b in zip(loop.get_weights(), fitted.get_weights()):  # moving statistics included
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_activations_and_losses_are_recorded():
+    x = ops.convert_to_tensor(RNG.standard_normal((3, 4)))
+    y = np.eye(4, dtype=np.float32)[[0, 2, 3]]
+    for fn in (rconv.activations.gelu, rconv.activations.softplus, rconv.activations.elu):
+        with rconv.GradientTape() as tape:
+            tape.watch(x)
+            target = ops.sum(fn(x) * 1.5)
+        got = tape.gradient(target, x)
+        want = numeric_grad(lambda v: float(np.sum(np.asarray(fn(v.astype(np.float32)), np.float64) * 1.5)), x,
+                            eps=1e-3)
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-4)
+    loss_fn = rconv.losses.CategoricalCrossentropy()
+    with rconv.GradientTape() as tape:
+        tape.watch(x)
+        probs = rconv.activations.softmax(x)
+        loss = loss_fn(y, probs)
+    got = tape.gradient(loss, x)
+    p = np.exp(np.asarray(x, np.float64))
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, (p - y) / 3, rtol=1e-4, atol=1e-6)  # d mean CE / d logits
+
+
+def test_custom_loop_with_a_loss_object_trains_like_fit():
+    x = RNG.random((8, 6, 5, 2)).astype(np.float32)
+    y = RNG.integers(0, 4, 8)
+    loop, fitted = _model(4), _model(4)
+    # SGD: Adam's normalisation would magnify float rounding in near-zero gradients into whole steps
+    fitted.compile(optimizer=rconv.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    opt = rconv.optimizers.SGD(0.1)
+    loss_fn = rconv.losses.SparseCategoricalCrossentropy()
+    for _ in range(3):
+        with rconv.GradientTape() as tape:
+            loss = loss_fn(y, loop(x, training=True))
+        grads = tape.gradient(loss, loop.trainable_weights)
+        opt.apply_gradients(zip(grads, loop.trainable_weights))
+        fitted.train_on_batch(x, y)
+    for a, b in zip(loop.get_weights(), fitted.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ import inspect
 
 import numpy as np
 
-from . import ops, registry
+from . import autograd, ops, registry
 
 # fn -> (kernel kind, its parameter names in the kernel's order). softmax/log_softmax take `axis` instead.
 _KIND: dict = {}
@@ -60,7 +60,12 @@ def _param_list(fn, params: dict) -> list:
 
 
 def _run(fn, x, **params):
-    return ops.activate(_float(x), _KIND[fn][0], _param_list(fn, params))
+    y = ops.activate(_float(x), _KIND[fn][0], _param_list(fn, params))
+    if autograd.connected(x):  # a GradientTape differentiates through this call: record it with its backward
+        bound = Configured(fn, **params) if params else fn
+        saved = _float(x) if _saves_input(bound) else y
+        return autograd.record_unary(x, y, lambda g: backward(bound, saved, g), fn.__name__)
+    return y
 
 
 @_kernel("relu", "negative_slope", "max_value", "threshold")
@@ -178,13 +183,23 @@ def _over_axes(fn, arrays, axis):
 @registry.register("activations")
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) over `axis` (an int or a list of axes)."""
-    return _over_axes(lambda v, a: ops.activate(v, "softmax", axis=a), [_float(x)], axis)
+    return _recorded(softmax, x, _over_axes(lambda v, a: ops.activate(v, "softmax", axis=a), [_float(x)], axis),
+                     axis)
 
 
 @registry.register("activations")
 def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) over `axis`."""
-    return _over_axes(lambda v, a: ops.activate(v, "log_softmax", axis=a), [_float(x)], axis)
+    return _recorded(log_softmax, x,
+                     _over_axes(lambda v, a: ops.activate(v, "log_softmax", axis=a), [_float(x)], axis), axis)
+
+
+def _recorded(fn, x, y, axis):
+    """`y = fn(x, axis)`, recorded with its backward when a GradientTape differentiates through `x`."""
+    if not autograd.connected(x):
+        return y
+    bound = Configured(fn, axis=axis) if axis != -1 else fn
+    return autograd.record_unary(x, y, lambda g: backward(bound, y, g), fn.__name__)
 
 
 def _axis_backward(kind):

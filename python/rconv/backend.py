@@ -111,3 +111,39 @@ def unique_name(base: str) -> str:
 def clear_session() -> None:
     """Reset automatic naming (Keras's `keras.backend.clear_session()`)."""
     _name_counts.clear()
+
+
+# --- Keras 2's symbolic backend functions (`from keras import backend as K`), over rconv.GradientTape ----------
+def gradients(loss, variables):
+    """Keras 2's `K.gradients(loss, variables)`: evaluated by a `function` that computes them."""
+    from .autograd import symbolic
+    return symbolic.gradients(loss, variables)
+
+
+def function(inputs, outputs, updates=None, name=None, **kwargs):
+    """Keras 2's `K.function(inputs, outputs)`: call it with a list of arrays."""
+    from .autograd import symbolic
+    return symbolic.function(inputs, outputs, updates=updates, name=name, **kwargs)
+
+
+def _op(name):
+    """A `K.<name>` that works on arrays, on KerasTensors (graph nodes) and on `K.gradients` results."""
+    def fn(x, *args, **kwargs):
+        from . import ops
+        from .autograd import symbolic
+        return symbolic.deferred_apply(getattr(ops, name), x, *args, **kwargs)
+    fn.__name__ = name
+    fn.__doc__ = f"Keras 2's `K.{name}`: `rconv.ops.{name}` on arrays, KerasTensors and `K.gradients` results."
+    return fn
+
+
+mean, sum, square, sqrt, abs, exp, log, maximum, minimum, clip, reshape, max, min = (  # noqa: A001
+    _op(n) for n in ("mean", "sum", "square", "sqrt", "abs", "exp", "log", "maximum", "minimum", "clip", "reshape",
+                     "max", "min"))
+
+
+def l2_normalize(x, axis=None):
+    """Keras 2's `K.l2_normalize`: x / sqrt(max(sum(x**2, axis), epsilon))."""
+    from . import ops
+    from .autograd import symbolic
+    return symbolic.deferred_apply(ops.normalize, x, axis=-1 if axis is None else axis)

@@ -27,13 +27,9 @@ def is_kernel_fusion_enabled() -> bool:
     return _fusion
 
 
-def floatx() -> str:
-    return "float32"
+# Keras's `keras.config` names for the backend settings (one implementation, in `rconv.backend`).
+from .backend import (backend, epsilon, floatx, image_data_format, set_epsilon,  # noqa: E402
+                      set_floatx, set_image_data_format)
 
-
-def image_data_format() -> str:
-    return "channels_last"
-
-
-__all__ = ["enable_kernel_fusion", "disable_kernel_fusion", "is_kernel_fusion_enabled", "floatx",
-           "image_data_format"]
+__all__ = ["enable_kernel_fusion", "disable_kernel_fusion", "is_kernel_fusion_enabled", "floatx", "set_floatx",
+           "image_data_format", "set_image_data_format", "epsilon", "set_epsilon", "backend"]

@@ -230,6 +230,25 @@ def record_value(value, grad, y_pred):
     return out
 
 
+def record_unary(x, y, vjp, name: str):
+    """Record `y = f(x)` computed outside the tape (an activation kernel) with `vjp(grad_y) -> grad_x`."""
+    if not recording() or not _connected([x]):
+        return y
+
+    def backward(grads, want_adjoints=False):
+        return [vjp(np.asarray(grads[0], np.float32))], {}, None
+
+    node = Node([x], None, backward, name)
+    out = track(_plain(np.asarray(y)), node)
+    node.outputs = [out]
+    return out
+
+
+def connected(x) -> bool:
+    """Whether a recording tape would differentiate through `x`."""
+    return recording() and _connected([x])
+
+
 def should_record(layer, inputs) -> bool:
     """A layer call is recorded when a tape records and an input is connected or the layer has trainable
     weights (their gradients may be asked for)."""

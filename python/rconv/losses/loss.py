@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from .. import ops
+from .. import autograd, ops
 
 REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight")
 
@@ -104,6 +104,13 @@ class Loss:
     # --- the public interface -----------------------------------------------------------------------
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The reduced loss (a float; per-sample values for reduction None), like Keras's `Loss.__call__`."""
+        if autograd.connected(y_pred):  # a GradientTape differentiates through this loss: record it
+            if self.reduction in (None, "none"):
+                raise NotImplementedError(f"{type(self).__name__}: under a GradientTape use a reducing loss "
+                                          "(reduction='sum_over_batch_size' or 'sum'), not reduction=None")
+            y, pred = self._align(y_true, np.asarray(y_pred, np.float32))
+            value, grad = self._compute(y, pred, sample_weight)
+            return autograd.record_value(value, np.reshape(grad, np.shape(y_pred)), y_pred)
         y, y_pred = self._align(y_true, np.asarray(y_pred, np.float32))
         value, _ = self._compute(y, y_pred, sample_weight, grad=False)
         return value
