@@ -67,12 +67,16 @@ def test_vgg16_loads_keras2_h5_weights_file(tmp_path):
 
 
 def test_preprocess_input_caffe():
+    """Keras semantics: a float array is updated in place (float64 stays float64); ints become float32."""
     x = np.random.default_rng(0).random((2, 4, 4, 3)) * 255
-    y = preprocess_input(x)
-    np.testing.assert_allclose(y[..., 0], x[..., 2] - 103.939, rtol=1e-6, atol=1e-4)
-    np.testing.assert_allclose(y[..., 1], x[..., 1] - 116.779, rtol=1e-6, atol=1e-4)
-    np.testing.assert_allclose(y[..., 2], x[..., 0] - 123.68, rtol=1e-6, atol=1e-4)
-    assert y.dtype == np.float32
+    y = preprocess_input(x.copy())
+    np.testing.assert_allclose(y[..., 0], x[..., 2] - 103.939, rtol=1e-12)
+    np.testing.assert_allclose(y[..., 1], x[..., 1] - 116.779, rtol=1e-12)
+    np.testing.assert_allclose(y[..., 2], x[..., 0] - 123.68, rtol=1e-12)
+    assert y.dtype == np.float64
+    z = preprocess_input(x.astype(np.uint8))
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z[..., 0], x.astype(np.uint8)[..., 2] - np.float32(103.939), rtol=1e-6)
 
 
 def test_vgg16_feature_extraction_fine_tuning_pattern():

@@ -1,5 +1,14 @@
-"""Keras applications (architectures with Keras's layer names, so Keras weight files load)."""
-from . import vgg16
+"""Keras applications (keras.applications): architectures with Keras's layer names and weight order, so
+Keras weight files load; each family module has `preprocess_input` and `decode_predictions` (the ImageNet
+class index ships with rconv)."""
+from . import densenet, imagenet_utils, inception_v3, resnet, resnet50, resnet_v2, vgg16, vgg19
+from .densenet import DenseNet121, DenseNet169, DenseNet201
+from .inception_v3 import InceptionV3
+from .resnet import ResNet50, ResNet101, ResNet152
+from .resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from .vgg16 import VGG16
+from .vgg19 import VGG19
 
-__all__ = ["VGG16", "vgg16"]
+__all__ = ["DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "ResNet50", "ResNet101", "ResNet152",
+           "ResNet50V2", "ResNet101V2", "ResNet152V2", "VGG16", "VGG19",
+           "densenet", "imagenet_utils", "inception_v3", "resnet", "resnet50", "resnet_v2", "vgg16", "vgg19"]
