@@ -84,6 +84,8 @@ CASES = {
     "sum_squares": lambda u: (u(X2),),
     "affine_transform": lambda u: (u(X4), u(T8), "bilinear", "reflect", 0.0, (5, 7)),
     "affine_transform_backward": lambda u: (u(f32(2, 5, 7, 3)), u(T8), "bilinear", "reflect", (6, 6)),
+    "resize": lambda u: (u(X4), (5, 7), "bilinear"),
+    "resize_backward": lambda u: (u(f32(2, 5, 7, 3)), (6, 6), "bilinear"),
     "batch_norm": lambda u: (u(X2), u(f32(5)), u(f32(5, seed=1)), u(BN_MEAN), u(BN_VAR), 1e-3),
     "batch_norm_backward": lambda u: (u(X2), u(f32(4, 5, seed=7)), u(f32(5)), u(BN_MEAN), u(BN_VAR), 1e-3, True, True),
     "layer_norm": lambda u: (u(X2), u(f32(5)), u(f32(5, seed=1)), 1e-3),
