@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations
+from . import onnx_layers
 
 OPSET = 17
 _TO_NCHW, _TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
-_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 _IDENTITY_AT_INFERENCE = {"Dropout", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-                          "RandomContrast", "InputLayer", "SpatialDropout2D", "GaussianNoise"}
+                          "RandomContrast", "InputLayer", "SpatialDropout2D", "GaussianNoise",
+                          *onnx_layers.IDENTITY_AT_INFERENCE}
 
 
 class _Graph:
@@ -38,14 +38,7 @@ class _Graph:
         return out
 
     def activation(self, x: str, fn, where: str) -> str:
-        name = activations.name_of(fn)
-        if name in (None, "linear"):
-            return x
-        if name == "softmax":
-            return self.op("Softmax", [x], "softmax", axis=-1)
-        if name not in _ACTIVATIONS:
-            raise ValueError(f"ONNX export: activation {name!r} of {where} has no converter")
-        return self.op(_ACTIVATIONS[name], [x], name)
+        return onnx_layers.emit_activation(self, x, fn, where)
 
 
 def _spatial(g, x, layer, op_type, weights=(), **attrs) -> str:
@@ -54,16 +47,6 @@ def _spatial(g, x, layer, op_type, weights=(), **attrs) -> str:
     nchw = g.op("Transpose", [x], "to_nchw", perm=_TO_NCHW)
     y = g.op(op_type, [nchw, *weights], layer.name, **pad, **attrs)
     return g.op("Transpose", [y], "to_nhwc", perm=_TO_NHWC)
-
-
-def _conv2d(g, layer, x):
-    kernel = np.transpose(layer.kernel.numpy(), (3, 2, 0, 1))  # (H, W, Cin, Cout) -> (Cout, Cin, H, W)
-    inputs = [g.const(f"{layer.name}_kernel", kernel)]
-    if layer.use_bias:
-        inputs.append(g.const(f"{layer.name}_bias", layer.bias.numpy()))
-    y = _spatial(g, x, layer, "Conv", weights=inputs, strides=list(layer.strides), kernel_shape=list(layer.kernel_size),
-                 dilations=list(getattr(layer, "dilation_rate", (1, 1))))
-    return g.activation(y, layer.activation, f"layer '{layer.name}'")
 
 
 def _pool(op_type):
@@ -83,10 +66,6 @@ def _dense(g, layer, x):
     if layer.use_bias:
         y = g.op("Add", [y, g.const(f"{layer.name}_bias", layer.bias.numpy())], f"{layer.name}_bias")
     return g.activation(y, layer.activation, f"layer '{layer.name}'")
-
-
-def _activation(g, layer, x):
-    return g.activation(x, layer.activation, f"layer '{layer.name}'")
 
 
 def _flatten(g, layer, x):
@@ -110,15 +89,7 @@ def _batch_norm(g, layer, x):
     return g.op("Add", [y, g.const(f"{layer.name}_shift", shift.astype(np.float32))], f"{layer.name}_shift")
 
 
-_MERGE = {"Add": "Sum", "Maximum": "Max", "Minimum": "Min"}
 _BINARY = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div"}
-
-
-def _merge(g, layer, xs):
-    kind = type(layer).__name__
-    if kind == "Concatenate":
-        return g.op("Concat", xs, layer.name, axis=layer.axis)
-    return g.op(_MERGE[kind], xs, layer.name)
 
 
 def _binary_op(g, layer, x):
@@ -158,11 +129,10 @@ def _get_item(g, layer, x):
 
 
 CONVERTERS = {
-    "Conv2D": _conv2d, "MaxPooling2D": _pool("MaxPool"), "AveragePooling2D": _pool("AveragePool"),
+    "MaxPooling2D": _pool("MaxPool"), "AveragePooling2D": _pool("AveragePool"),
     "GlobalAveragePooling2D": _global_pool("ReduceMean"), "GlobalMaxPooling2D": _global_pool("ReduceMax"),
-    "Dense": _dense, "Activation": _activation, "ReLU": _activation, "Softmax": _activation, "Flatten": _flatten,
-    "Rescaling": _rescaling, "BatchNormalization": _batch_norm, "Add": _merge, "Concatenate": _merge,
-    "Maximum": _merge, "Minimum": _merge, "BinaryOp": _binary_op, "GetItem": _get_item,
+    "Dense": _dense, "Flatten": _flatten, "Rescaling": _rescaling, "BatchNormalization": _batch_norm,
+    "BinaryOp": _binary_op, "GetItem": _get_item, **onnx_layers.CONVERTERS,
 }
 
 
