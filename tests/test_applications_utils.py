@@ -23,8 +23,8 @@ KERAS = {
               -0.5826330184936523, -0.009237395599484444, -0.011559266597032547, 0.4677872061729431,
               1.0365142822265625, 1.0159260034561157, 1.518207311630249, 2.082265853881836],
 }
-MODULES = {"caffe": [A.vgg16, A.vgg19, A.resnet, A.resnet50], "tf": [A.resnet_v2, A.inception_v3],
-           "torch": [A.densenet]}
+MODULES = {"caffe": [A.vgg16, A.vgg19, A.resnet, A.resnet50],
+           "tf": [A.resnet_v2, A.inception_v3, A.xception, A.mobilenet_v2], "torch": [A.densenet]}
 
 
 def _reference(x, mode):
@@ -88,6 +88,12 @@ def test_preprocess_input_errors():
         iu.preprocess_input(np.zeros((1, 2, 2, 4), np.float32), mode="caffe")
 
 
+def test_efficientnet_preprocess_is_identity():
+    x = X.copy()
+    assert A.efficientnet.preprocess_input(x) is x
+    np.testing.assert_array_equal(x, X)
+
+
 def test_class_index_file():
     with open(iu.CLASS_INDEX_FILE) as f:
         index = json.load(f)
@@ -116,9 +122,11 @@ def test_decode_predictions():
             iu.decode_predictions(bad)
 
 
-APPS = [(A.VGG19, 32), (A.ResNet50, 32), (A.ResNet50V2, 32), (A.DenseNet121, 32), (A.InceptionV3, 75)]
+APPS = [(A.VGG19, 32), (A.ResNet50, 32), (A.ResNet50V2, 32), (A.DenseNet121, 32), (A.InceptionV3, 75),
+        (A.Xception, 71), (A.MobileNetV2, 32), (A.EfficientNetB0, 32)]
 
 
+@pytest.mark.filterwarnings("ignore:`input_shape` is undefined")  # MobileNetV2's, as Keras
 @pytest.mark.parametrize("app,min_size", APPS, ids=lambda a: getattr(a, "__name__", str(a)))
 def test_application_argument_errors(app, min_size, tmp_path, monkeypatch):
     name = app.__name__
@@ -139,13 +147,13 @@ def test_application_argument_errors(app, min_size, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=rf"{name}: .*`input_tensor` must be a KerasTensor"):
         app(weights=None, input_tensor=np.zeros((1, 64, 64, 3)))
     monkeypatch.setenv("RCONV_HOME", str(tmp_path))
-    with pytest.raises(ValueError, match=rf"{name}: weights='imagenet' needs Keras's file '.*_notop\.h5' at "
+    with pytest.raises(ValueError, match=rf"{name}: weights='imagenet' needs Keras's file '.*_no_?top\.h5' at "
                                          + re.escape(str(tmp_path / "models"))):
         app(weights="imagenet", include_top=False)
     with pytest.raises(ValueError, match=rf"{name}: .*3 channels"):
         app(weights="imagenet", include_top=False, input_shape=(96, 96, 1))
     with pytest.raises(ValueError, match=rf"{name}: .*`input_shape` should be"):
-        app(weights="imagenet", input_shape=(96, 96, 3))
+        app(weights="imagenet", input_shape=(100, 100, 3))
     with pytest.raises(ValueError, match=rf"{name}: only `None` and `softmax`"):
         app(weights=str(_dummy_file(tmp_path)), input_shape=(min_size, min_size, 3), classes=3,
             classifier_activation="sigmoid")
