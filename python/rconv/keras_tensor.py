@@ -28,6 +28,7 @@ class KerasTensor:
         # (layer, inbound KerasTensors) — the producing layer and what it was called on.
         self._keras_history = history
         self._creation_id = next(_creation_order)
+        self._call_training = None  # a call's fixed `training` argument (`base(x, training=False)`), or None
 
     @property
     def ndim(self) -> int:

@@ -33,7 +33,9 @@ def _activity_penalty(reg, y) -> float:
 
 
 def forward(plan, steps, inputs: list, training=False):
-    """Run `steps` (a variant of `plan`) on the flat list of input arrays -> (flat outputs, Tape)."""
+    """Run `steps` (a variant of `plan`) on the flat list of input arrays -> (flat outputs, Tape). With
+    `training=None` (an eager call without the argument) a node's own `training` argument, if it has one,
+    decides its mode, as in Keras; otherwise the walk's flag does (fit, evaluate and predict always give one)."""
     values = [None] * len(steps)
     ctxs = [None] * len(steps)
     activity = {}
@@ -44,7 +46,11 @@ def forward(plan, steps, inputs: list, training=False):
             if step is None or step.skip:
                 continue
             arg = [values[p] for p in step.parents] if step.multi else values[step.parents[0]]
-            values[i], ctxs[i] = step.runner.forward(arg, training=training)
+            if training is None and step.training is not None:  # Keras: a call's own `training` argument
+                with context.scope(training=step.training):  # applies when the caller gives none
+                    values[i], ctxs[i] = step.runner.forward(arg, training=step.training)
+            else:
+                values[i], ctxs[i] = step.runner.forward(arg, training=bool(training))
             reg = getattr(step.layer, "activity_regularizer", None)
             if reg is not None:
                 activity[i] = (reg, values[i])

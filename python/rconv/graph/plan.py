@@ -23,13 +23,14 @@ class Step:
     gradients belong to (the runner itself unless a pass replaced it); ``skip`` marks a node whose work
     another node does (the convolution of a fused conv+pool pair)."""
 
-    __slots__ = ("layer", "runner", "owner", "parents", "multi", "skip")
+    __slots__ = ("layer", "runner", "owner", "parents", "multi", "skip", "training")
 
-    def __init__(self, layer, parents, multi, runner=None, owner=None, skip=False):
+    def __init__(self, layer, parents, multi, runner=None, owner=None, skip=False, training=None):
         self.layer, self.parents, self.multi = layer, parents, multi
         self.runner = layer if runner is None else runner
         self.owner = layer if owner is None else owner
         self.skip = skip
+        self.training = training  # the call's own `training` argument (used by eager calls that give none)
 
     def replaced(self, **changes) -> "Step":
         fields = {k: getattr(self, k) for k in self.__slots__}
@@ -130,7 +131,8 @@ class Plan:
                 continue
             layer, parents = t._keras_history
             multi = isinstance(self._call_arg(layer, t), list)
-            self.steps.append(Step(layer, [slot[id(p)] for p in parents], multi))
+            self.steps.append(Step(layer, [slot[id(p)] for p in parents], multi,
+                                   training=getattr(t, "_call_training", None)))
         self.input_slots = [slot[id(t)] for t in self.inputs]
         self.output_slots = [slot[id(t)] for t in self.outputs]
 

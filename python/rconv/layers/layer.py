@@ -245,6 +245,7 @@ class Layer:
             out_shape = tuple(self.compute_output_shape(_freeze_shape(shapes)))
             self._output_shape = out_shape
             out = KerasTensor(out_shape, name=self.name, history=(self, parents))
+            out._call_training = None if training is None else bool(training)  # `layer(x, training=False)`
             self._inbound_nodes.append((list(inputs) if isinstance(inputs, (list, tuple)) else inputs, out))
             return out
         x = _as_arrays(inputs)

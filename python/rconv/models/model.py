@@ -278,7 +278,8 @@ class Model(Trainer, Layer):
             outs = autograd.record_call(self, originals if len(flat) > 1 else originals[0],
                                         flat if len(flat) > 1 else flat[0], training)
             return self._pack(outs if isinstance(outs, list) else [outs], self._outputs_struct)
-        steps = passes.variant(self._plan, inference=not training)
+        fixed_training = training is None and any(s is not None and s.training for s in self._plan.steps)
+        steps = passes.variant(self._plan, inference=not training and not fixed_training)
         outs, _ = executor.forward(self._plan, steps, flat, training=training)
         return self._pack(outs, self._outputs_struct)
 

@@ -76,7 +76,10 @@ def functional_config(model) -> dict:
             else:
                 args = [tensor_config(arg)]
             kind = model_class_name(layer) or type(layer).__name__
-            nodes.append({"args": args, "kwargs": dict(_NODE_KWARGS.get(kind, {}))})
+            kwargs = dict(_NODE_KWARGS.get(kind, {}))
+            if getattr(t, "_call_training", None) is not None:
+                kwargs["training"] = t._call_training
+            nodes.append({"args": args, "kwargs": kwargs})
         entry["inbound_nodes"] = nodes
         layer_configs.append(entry)
     inputs, outputs = model._inputs_struct, model._outputs_struct
@@ -254,7 +257,7 @@ def _functional_from_config(config, where):
                     args = node_args(nodes[0])
                 except _NotYet:
                     break
-                outputs[name].append(created[name](args))
+                outputs[name].append(_replay(created[name], args, nodes[0]))
                 nodes.pop(0)
                 progressed = True
         if not progressed:
@@ -276,6 +279,14 @@ def _functional_from_config(config, where):
     inputs, outs = io(config["input_layers"]), io(config["output_layers"])
     return registry.get("models", "Functional")(inputs=inputs, outputs=outs, name=config.get("name"),
                                                trainable=config.get("trainable", True))
+
+
+def _replay(layer, args, node):
+    """Call `layer` on a saved node's args, with the `training` argument Keras recorded for the call (it
+    decides the node's mode in eager calls that give none, as in Keras)."""
+    kwargs = node.get("kwargs") if isinstance(node, dict) else None
+    training = kwargs.get("training") if isinstance(kwargs, dict) else None
+    return layer(args, training=training) if isinstance(training, bool) else layer(args)
 
 
 class _NotYet(Exception):
