@@ -177,3 +177,26 @@ def test_input_tensor_and_shapes():
     assert A.InceptionV3(weights=None, include_top=False, input_shape=(75, 90, 1)).output_shape == (None, 1, 1, 2048)
     assert A.VGG19(weights=None, input_shape=(32, 32, 3), classes=4, classifier_activation=None).layers[-1].name \
         == "predictions"
+
+
+def test_imagenet_weights_from_keras_cache(tmp_path, monkeypatch):
+    """weights='imagenet' loads Keras's cached file name from $RCONV_HOME/models (here written by rconv in the
+    Keras 2 .h5 layout of Keras's ImageNet files); EfficientNet then adds Keras's extra Rescaling."""
+    monkeypatch.setenv("RCONV_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    source = A.DenseNet121(weights=None, include_top=False, input_shape=(32, 32, 3))
+    source.save_weights(tmp_path / "models" / "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    loaded = A.DenseNet121(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+    for a, b in zip(source.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    eff = A.EfficientNetB0(weights=None, include_top=False, input_shape=(32, 32, 3))
+    eff.save_weights(tmp_path / "models" / "efficientnetb0_notop.h5")
+    loaded = A.EfficientNetB0(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+    kinds = [type(layer).__name__ for layer in loaded.layers[1:5]]
+    assert kinds == ["Rescaling", "Normalization", "Rescaling", "ZeroPadding2D"]
+    np.testing.assert_allclose(loaded.layers[3].get_config()["scale"],
+                               [1 / np.sqrt(s) for s in (0.229, 0.224, 0.225)])
+    for a, b in zip(eff.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=re.escape("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96.h5")):
+        A.MobileNetV2(weights="imagenet", input_shape=(96, 96, 3))
