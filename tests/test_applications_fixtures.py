@@ -36,8 +36,7 @@ KEYS = [pytest.param(k, marks=pytest.mark.slow) if k in SLOW else k for k in MET
 def build(key):
     case = META[key]
     app = getattr(rconv.applications, case["app"])
-    size = case["size"]
-    return app(weights=None, input_shape=(size, size, 3), **case["kwargs"])
+    return app(weights=None, input_shape=(*gen.hw(case["size"]), 3), **case["kwargs"])
 
 
 @pytest.mark.parametrize("key", KEYS)

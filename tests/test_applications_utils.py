@@ -50,13 +50,16 @@ def test_preprocess_input_matches_keras_numbers(mode):
 
 
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
-def test_preprocess_input_on_keras_tensors(mode):
+def test_preprocess_input_on_keras_tensors(mode, tmp_path):
     inputs = rconv.Input((2, 2, 3))
     out = iu.preprocess_input(inputs, mode=mode)
     assert isinstance(out, rconv.KerasTensor) and out.shape == (None, 2, 2, 3)
     model = rconv.Model(inputs, out)
     np.testing.assert_allclose(model.predict(X, verbose=0), np.array(KERAS[mode]).reshape(X.shape), rtol=1e-6,
                                atol=1e-5)
+    model.save(tmp_path / "pre.keras")  # the preprocessing nodes are saved with the model
+    np.testing.assert_array_equal(rconv.models.load_model(tmp_path / "pre.keras").predict(X, verbose=0),
+                                  model.predict(X, verbose=0))
     # As a preprocessing stage in front of an application (Keras's documented usage).
     base = A.ResNet50V2(weights=None, include_top=False, input_shape=(32, 32, 3), pooling="avg")
     inp = rconv.Input((32, 32, 3))

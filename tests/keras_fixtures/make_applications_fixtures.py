@@ -36,12 +36,28 @@ for _app, _size, _variants in [
                "m": {"include_top": False, "pooling": "max"},
                "L": {"classes": 7, "classifier_activation": None}}[_v]
         CASES[f"{_app}-{_v}"] = (_app, _size, _kw)
+# Odd and non-square sizes (the stride-2 `correct_pad` paddings, 'same' pools) and MobileNetV2's alpha.
+CASES.update({
+    "ResNet50-odd": ("ResNet50", (33, 45), {"include_top": False, "pooling": "avg"}),
+    "DenseNet121-odd": ("DenseNet121", (37, 33), {"include_top": False, "pooling": "avg"}),
+    "InceptionV3-odd": ("InceptionV3", (76, 99), {"include_top": False, "pooling": "max"}),
+    "Xception-odd": ("Xception", (73, 80), {"include_top": False, "pooling": "avg"}),
+    "MobileNetV2-odd": ("MobileNetV2", (33, 47), {"include_top": False, "pooling": "avg", "alpha": 0.35}),
+    "MobileNetV2-wide": ("MobileNetV2", 32, {"classes": 10, "alpha": 1.4}),
+    "EfficientNetB0-odd": ("EfficientNetB0", (35, 41), {"include_top": False, "pooling": "avg"}),
+})
 
 
-def images(size: int, n: int = 2) -> np.ndarray:
-    """`n` fixed pixel-like images (values in [0, 255]) of size x size x 3."""
-    k = np.arange(n * size * size * 3, dtype=np.float64)
-    return (127.5 + 127.5 * np.sin(0.0137 * k + 0.3 * np.cos(0.71 * k))).reshape(n, size, size, 3).astype(np.float32)
+def hw(size):
+    """An input size as (height, width)."""
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def images(size, n: int = 2) -> np.ndarray:
+    """`n` fixed pixel-like images (values in [0, 255]) of height x width x 3 (`size`: an int or a pair)."""
+    h, w = hw(size)
+    k = np.arange(n * h * w * 3, dtype=np.float64)
+    return (127.5 + 127.5 * np.sin(0.0137 * k + 0.3 * np.cos(0.71 * k))).reshape(n, h, w, 3).astype(np.float32)
 
 
 def fill(i: int, path: str, shape) -> np.ndarray:
@@ -72,7 +88,7 @@ def main() -> None:
     expected, meta = {}, {"keras_version": keras.__version__, "cases": {}}
     for key, (app, size, kwargs) in CASES.items():
         keras.backend.clear_session()  # Keras's automatic layer names start afresh (the rconv test does too)
-        model = getattr(keras.applications, app)(weights=None, input_shape=(size, size, 3), **kwargs)
+        model = getattr(keras.applications, app)(weights=None, input_shape=(*hw(size), 3), **kwargs)
         for i, v in enumerate(model.weights):
             v.assign(fill(i, v.path, v.shape))
         expected[key] = model.predict(images(size), verbose=0)
