@@ -203,3 +203,13 @@ def test_imagenet_weights_from_keras_cache(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match=re.escape("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96.h5")):
         A.MobileNetV2(weights="imagenet", input_shape=(96, 96, 3))
+
+
+def test_mobilenet_v2_input_tensor_rules():
+    inp = rconv.Input((96, 96, 3))
+    model = A.MobileNetV2(weights=None, input_tensor=inp, include_top=False)
+    assert model.name == "mobilenetv2_1.00_None" and model.output_shape == (None, 3, 3, 1280)  # as Keras 3.15
+    with pytest.raises(ValueError, match=r"MobileNetV2: input_tensor.shape\[2\] must equal input_shape\[1\]"):
+        A.MobileNetV2(weights=None, input_tensor=inp, input_shape=(96, 64, 3), include_top=False)
+    with pytest.raises(ValueError, match="MobileNetV2: if imagenet weights are being loaded, alpha"):
+        A.MobileNetV2(weights="imagenet", alpha=0.6)
