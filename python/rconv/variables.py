@@ -13,9 +13,9 @@ class Variable:
                  constraint=None):
         self.regularizer = regularizer  # penalty added to the loss (rconv.regularizers), or None
         self.constraint = constraint  # projection applied after each optimizer update (rconv.constraints), or None
-        self.value = np.ascontiguousarray(value, dtype=np.float32)
-        if not self.value.flags.writeable:
-            self.value = self.value.copy()
+        self.value = np.asarray(value, dtype=np.float32)  # keeps 0-d values 0-d (Keras's `count`)
+        if not self.value.flags.c_contiguous or not self.value.flags.writeable:
+            self.value = np.array(self.value, order="C")
         self.name = name
         self.path = path or name
         self.trainable = trainable

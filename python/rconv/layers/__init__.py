@@ -13,6 +13,7 @@ from . import image_preprocessing
 from . import lambda_layer
 from . import merging
 from . import normalization
+from . import normalization_preprocessing
 from . import pooling
 from . import regularization
 from . import reshaping
@@ -28,6 +29,7 @@ from .image_preprocessing import *  # noqa: F403
 from .lambda_layer import *  # noqa: F403
 from .merging import *  # noqa: F403
 from .normalization import *  # noqa: F403
+from .normalization_preprocessing import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
@@ -36,7 +38,8 @@ from .layer import Layer
 __all__ = [
     "Layer", *activations.__all__, *augmentation.__all__, *conv.__all__, *conv_transpose.__all__, *core.__all__,
     *dense.__all__, *depthwise_conv.__all__, *global_pooling.__all__, *image_preprocessing.__all__,
-    *lambda_layer.__all__, *merging.__all__, *normalization.__all__, *pooling.__all__, *regularization.__all__,
+    *lambda_layer.__all__, *merging.__all__, *normalization.__all__, *normalization_preprocessing.__all__, *pooling.__all__,
+    *regularization.__all__,
     *reshaping.__all__,
 ]
 

@@ -73,7 +73,7 @@ class Normalization(Layer):
 
     def _stat_weight(self, shape, value, name):
         var = self.add_weight(shape, "zeros", trainable=False, name=name)
-        var.value = np.full(shape, value, np.float32)  # also keeps a 0-d shape (Variable() would make it 1-d)
+        var.assign(np.full(shape, value, np.float32))
         return var
 
     def _broadcast(self, value) -> np.ndarray:
