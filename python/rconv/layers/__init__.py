@@ -38,9 +38,8 @@ from .layer import Layer
 __all__ = [
     "Layer", *activations.__all__, *augmentation.__all__, *conv.__all__, *conv_transpose.__all__, *core.__all__,
     *dense.__all__, *depthwise_conv.__all__, *global_pooling.__all__, *image_preprocessing.__all__,
-    *lambda_layer.__all__, *merging.__all__, *normalization.__all__, *normalization_preprocessing.__all__, *pooling.__all__,
-    *regularization.__all__,
-    *reshaping.__all__,
+    *lambda_layer.__all__, *merging.__all__, *normalization.__all__, *normalization_preprocessing.__all__,
+    *pooling.__all__, *regularization.__all__, *reshaping.__all__,
 ]
 
 
