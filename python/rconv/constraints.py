@@ -81,28 +81,8 @@ class MinMaxNorm(Constraint):
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
 
 
-def serialize(constraint) -> dict | None:
-    if constraint is None:
-        return None
-    class_name = registry.name_of("constraints", type(constraint), type(constraint).__name__)
-    return {"module": "keras.constraints", "class_name": class_name, "config": constraint.get_config(),
-            "registered_name": None}
-
-
-def deserialize(config: dict) -> Constraint:
-    return registry.get("constraints", config.get("class_name")).from_config(config.get("config", {}))
-
-
-def get(identifier) -> Constraint | None:
-    """A Constraint from None, an instance, a name ('max_norm', 'MaxNorm'), a config dict or a class."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        return registry.get("constraints", identifier)()
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"Could not interpret constraint identifier: {identifier!r}")
+_OBJECTS = registry.ConfigObjects("constraints", "keras.constraints", Constraint, "constraint", allow_none=True,
+                                  allow_callable=True)
+serialize = _OBJECTS.serialize  # Keras 3's serialized form (None stays None)
+deserialize = _OBJECTS.deserialize
+get = _OBJECTS.get  # from None, an instance, a name ('max_norm', 'MaxNorm'), a config dict, a class or a callable

@@ -177,25 +177,7 @@ lecun_uniform, lecun_normal, zeros, ones = LecunUniform, LecunNormal, Zeros, One
 random_normal, random_uniform, truncated_normal, constant = RandomNormal, RandomUniform, TruncatedNormal, Constant
 
 
-def serialize(initializer: Initializer) -> dict:
-    """Keras 3's serialized form, as found in `.keras` configs."""
-    class_name = registry.name_of("initializers", type(initializer), type(initializer).__name__)
-    return {"module": "keras.initializers", "class_name": class_name, "config": initializer.get_config(),
-            "registered_name": None}
-
-
-def deserialize(config: dict) -> Initializer:
-    return registry.get("initializers", config.get("class_name")).from_config(config.get("config", {}))
-
-
-def get(identifier) -> Initializer:
-    """An Initializer from an instance, a name ('glorot_uniform', 'GlorotUniform'), a config dict or a class."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        return registry.get("initializers", identifier)()
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    raise TypeError(f"Could not interpret initializer identifier: {identifier!r}")
+_OBJECTS = registry.ConfigObjects("initializers", "keras.initializers", Initializer, "initializer")
+serialize = _OBJECTS.serialize  # Keras 3's serialized form, as found in `.keras` configs
+deserialize = _OBJECTS.deserialize
+get = _OBJECTS.get  # from an instance, a name ('glorot_uniform', 'GlorotUniform'), a config dict or a class

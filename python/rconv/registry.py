@@ -122,5 +122,40 @@ items = _REGISTRY.items
 mapping = _REGISTRY.mapping
 name_of = _REGISTRY.name_of
 
+
+
+class ConfigObjects:
+    """`serialize` / `deserialize` / `get` of one kind of Keras config object (initializers, regularizers,
+    constraints): Keras 3's `{"module", "class_name", "config", "registered_name"}` form, and `get` from None
+    (when `allow_none`), an instance of `base`, a registered name, a config dict or a registered class."""
+
+    def __init__(self, kind: str, module: str, base: type, noun: str, allow_none: bool = False,
+                 allow_callable: bool = False):
+        self.kind, self.module, self.base, self.noun = kind, module, base, noun
+        self.allow_none, self.allow_callable = allow_none, allow_callable
+
+    def serialize(self, obj):
+        if obj is None and self.allow_none:
+            return None
+        class_name = name_of(self.kind, type(obj), type(obj).__name__)
+        return {"module": self.module, "class_name": class_name, "config": obj.get_config(), "registered_name": None}
+
+    def deserialize(self, config: dict):
+        return get(self.kind, config.get("class_name")).from_config(config.get("config", {}))
+
+    def get(self, identifier):
+        if (identifier is None and self.allow_none) or isinstance(identifier, self.base):
+            return identifier
+        if isinstance(identifier, dict):
+            return self.deserialize(identifier)
+        if isinstance(identifier, str):
+            return get(self.kind, identifier)()
+        if isinstance(identifier, type) and issubclass(identifier, self.base):
+            return identifier()
+        if self.allow_callable and callable(identifier):
+            return identifier
+        raise TypeError(f"Could not interpret {self.noun} identifier: {identifier!r}")
+
+
 __all__ = ["KINDS", "CASE_INSENSITIVE", "Registry", "register", "find", "get", "names", "items", "mapping",
-           "name_of"]
+           "name_of", "ConfigObjects"]

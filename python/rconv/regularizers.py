@@ -133,27 +133,7 @@ class OrthogonalRegularizer(Regularizer):
 l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
 
 
-def serialize(regularizer) -> dict | None:
-    """Keras 3's serialized form (None stays None)."""
-    if regularizer is None:
-        return None
-    class_name = registry.name_of("regularizers", type(regularizer), type(regularizer).__name__)
-    return {"module": "keras.regularizers", "class_name": class_name, "config": regularizer.get_config(),
-            "registered_name": None}
-
-
-def deserialize(config: dict) -> Regularizer:
-    return registry.get("regularizers", config.get("class_name")).from_config(config.get("config", {}))
-
-
-def get(identifier) -> Regularizer | None:
-    """A Regularizer from None, an instance, a name ('l2', 'L2'), a config dict or a class."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        return registry.get("regularizers", identifier)()
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    raise TypeError(f"Could not interpret regularizer identifier: {identifier!r}")
+_OBJECTS = registry.ConfigObjects("regularizers", "keras.regularizers", Regularizer, "regularizer", allow_none=True)
+serialize = _OBJECTS.serialize  # Keras 3's serialized form (None stays None)
+deserialize = _OBJECTS.deserialize
+get = _OBJECTS.get  # from None, an instance, a name ('l2', 'L2'), a config dict or a class
