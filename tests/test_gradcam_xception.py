@@ -33,7 +33,7 @@ def _heatmap(model, img):
     return model.predict(x, verbose=0), viz.make_gradcam_heatmap(x, model, "block14_sepconv2_act")
 
 
-def test_gradcam_equals_keras_gradient_tape():
+def test_gradcam_equals_keras_gradient_tape(tmp_path):
     expected = np.load(FIXTURES / "gradcam_xception.npz")
     model = rconv.applications.xception.Xception(weights=None, input_shape=(150, 150, 3))
     fill = _fill()
@@ -43,6 +43,9 @@ def test_gradcam_equals_keras_gradient_tape():
     np.testing.assert_allclose(preds, expected["preds"], rtol=1e-4, atol=1e-4)
     assert heatmap.shape == (5, 5)
     np.testing.assert_allclose(heatmap, expected["heatmap"], atol=1e-4)
+    from PIL import Image  # the example's picture: the heatmap superimposed on the input image
+    path = viz.save_and_display_gradcam(expected["image"][0], heatmap, str(tmp_path / "cam.png"))
+    assert Image.open(path).size == (150, 150)
 
 
 @pytest.mark.keras
