@@ -8,7 +8,10 @@ import sys
 
 
 def print_msg(message: str) -> None:
-    """Keras's `io_utils.print_msg`: one line on stdout."""
+    """Keras's `io_utils.print_msg`: one line on stdout (rank 0's only, in data-parallel training)."""
+    from .. import distribution
+    if not distribution.is_chief():
+        return
     sys.stdout.write(message + "\n")
     sys.stdout.flush()
 

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .. import distribution
 from .callback import Callback
 
 
@@ -24,6 +25,8 @@ class CSVLogger(Callback):
         self.csv_file = None
 
     def on_train_begin(self, logs=None):
+        if not distribution.is_chief():
+            return  # data-parallel training: rank 0 writes the file
         if self.append:
             if os.path.exists(self.filename):
                 with open(self.filename, "r", newline="") as f:
@@ -38,6 +41,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.csv_file is None or self.csv_file.closed:
+            return  # not rank 0 (data-parallel training)
         logs = logs or {}
 
         def handle_value(k):

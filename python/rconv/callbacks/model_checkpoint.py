@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import warnings
 
+from .. import distribution
 from .callback import print_msg
 from .monitor_callback import MonitorCallback
 
@@ -90,7 +91,8 @@ class ModelCheckpoint(MonitorCallback):
         logs = logs or {}
         filepath = self._get_file_path(epoch, batch, logs)
         try:
-            if self._should_save_model(epoch, batch, logs, filepath):
+            # every rank decides (the same way: the logs are the same), rank 0 writes
+            if self._should_save_model(epoch, batch, logs, filepath) and distribution.is_chief():
                 dirname = os.path.dirname(filepath)
                 if dirname and not os.path.exists(dirname):
                     os.makedirs(dirname, exist_ok=True)

