@@ -96,8 +96,9 @@ class Sync:
         return tuple(map_structure(part, t) for t in batch) + ((hi - lo) / n,)
 
     # --- one step ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def snapshot(metrics) -> list:
+    def snapshot(self, metrics) -> list:
+        """Before a step: the metric states, and the global random state (see `reduce`)."""
+        self._rng_state = backend.rng().bit_generator.state
         return [(m, [(name, np.array(value, copy=True)) for name, value in _state_items(m)]) for m in metrics]
 
     def reduce(self, grads: list, snapshot: list) -> list:
@@ -136,6 +137,13 @@ class Sync:
                     setattr(metric, name, type(current)(round(float(summed))))
                 else:
                     setattr(metric, name, float(summed))
+        # Random layers drew for this rank's slice (a different number of draws on each rank when the slices
+        # differ in size): then every rank restarts from the state before the step and moves on by one draw, so
+        # the global random state stays the same on all ranks (and the next shuffles walk the same batches).
+        rng = backend.rng()
+        if rng.bit_generator.state != self._rng_state:
+            rng.bit_generator.state = self._rng_state
+            rng.random()
         return out
 
     def any(self, flag) -> bool:
