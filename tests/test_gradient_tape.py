@@ -205,7 +205,8 @@ def test_custom_training_loop_trains_like_train_on_batch():
 def test_activations_and_losses_are_recorded():
     x = ops.convert_to_tensor(RNG.standard_normal((3, 4)))
     y = np.eye(4, dtype=np.float32)[[0, 2, 3]]
-    for fn in (rconv.activations.gelu, rconv.activations.softplus, rconv.activations.elu):
+    for fn in (rconv.activations.gelu, rconv.activations.softplus, rconv.activations.elu, rconv.activations.relu,
+               rconv.activations.sigmoid, ops.relu, ops.sigmoid, ops.softmax):
         with rconv.GradientTape() as tape:
             tape.watch(x)
             target = ops.sum(fn(x) * 1.5)

@@ -27,7 +27,10 @@ _SAVES_INPUT: set = set()
 
 
 def _float(x):
-    """Keras accepts lists and integer arrays: compute them as float32."""
+    """Keras accepts lists and integer arrays: compute them as float32 (a float array passes as itself, so a
+    GradientTape still recognises it)."""
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return x
     arr = np.asarray(x)
     return arr if arr.dtype.kind == "f" else arr.astype(np.float32)
 

@@ -1,5 +1,6 @@
 """Activations (any shape; softmax and log_softmax over one axis, the last by default) and PReLU.
 
+`relu`, `sigmoid` and `softmax` (the `keras.ops` names) are recorded by a recording `GradientTape`.
 `activate(x, kind, params, axis)` runs any of the Rust kernel's activations with Keras 3's formulas;
 `activate_backward(saved, grad_y, kind, params, axis)` is its gradient, where `saved` is the input or
 the output as `activation_saves_input(kind)` says (the one each derivative is cheapest to write in).
@@ -13,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import _rconv
+from ..autograd.tape import connected, record_unary
 from ._checks import _f32
 
 __all__ = ["relu", "relu_backward", "sigmoid", "sigmoid_backward", "softmax", "softmax_backward",
@@ -20,7 +22,8 @@ __all__ = ["relu", "relu_backward", "sigmoid", "sigmoid_backward", "softmax", "s
 
 
 def relu(x) -> np.ndarray:
-    return _rconv.activation(_f32(x, "relu", "x"), "relu")
+    y = _rconv.activation(_f32(x, "relu", "x"), "relu")
+    return record_unary(x, y, lambda g: relu_backward(y, g), "relu") if connected(x) else y
 
 
 def relu_backward(x, grad_y) -> np.ndarray:
@@ -30,7 +33,8 @@ def relu_backward(x, grad_y) -> np.ndarray:
 
 
 def sigmoid(x) -> np.ndarray:
-    return _rconv.activation(_f32(x, "sigmoid", "x"), "sigmoid")
+    y = _rconv.activation(_f32(x, "sigmoid", "x"), "sigmoid")
+    return record_unary(x, y, lambda g: sigmoid_backward(y, g), "sigmoid") if connected(x) else y
 
 
 def sigmoid_backward(y, grad_y) -> np.ndarray:
@@ -40,7 +44,8 @@ def sigmoid_backward(y, grad_y) -> np.ndarray:
 
 
 def softmax(z, axis: int = -1) -> np.ndarray:
-    return activate(z, "softmax", axis=axis)
+    y = activate(z, "softmax", axis=axis)
+    return record_unary(z, y, lambda g: softmax_backward(y, g, axis=axis), "softmax") if connected(z) else y
 
 
 def softmax_backward(y, grad_y, axis: int = -1) -> np.ndarray:
