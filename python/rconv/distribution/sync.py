@@ -45,6 +45,7 @@ class Sync:
         self._buffer = np.zeros(0, np.float32)
         self._fit_fingerprint = None
         self._started = False
+        self._layout = None  # the gradients' shapes (None: no gradient) of the last training step
 
     # --- fit start --------------------------------------------------------------------------------------------
     def begin_fit(self, iterator, batch_size, epochs, initial_epoch) -> None:
@@ -85,15 +86,27 @@ class Sync:
     def shard(self, batch):
         """(x, y, sample_weight, share) of this rank's contiguous slice of a global batch."""
         n = len(next(a for a in flatten(batch[0]) if a is not None))
-        if n < self.size:
-            raise ValueError(f"rconv.distribution: a global batch of {n} sample(s) cannot be split across "
-                             f"{self.size} ranks (each needs at least one); use a batch size (and a sample count) "
-                             "that leaves every batch at least one sample per rank")
         lo, hi = n * self.rank // self.size, n * (self.rank + 1) // self.size
 
         def part(a):
             return None if a is None else a[lo:hi]
         return tuple(map_structure(part, t) for t in batch) + ((hi - lo) / n,)
+
+    def idle_step(self, model, training: bool, state) -> dict | None:
+        """This rank's part of a step over a global batch too small to give it rows (the last batch of an
+        epoch or of a validation pass): no forward, zero gradients and no metric change into the reduction.
+        Returns the summed gradients `{id(variable): gradient}` (None when not training)."""
+        loss_tracker, compile_metrics = state
+        snapshot = self.snapshot([loss_tracker, *(compile_metrics.loss_trackers or ()), *compile_metrics.all()])
+        if not training:
+            self.reduce([], snapshot)
+            return None
+        if self._layout is None:
+            raise ValueError(f"rconv.distribution: the first global batch of this fit has fewer samples than the "
+                             f"{self.size} ranks (each needs at least one): use a larger batch size")
+        variables, _ = model._trainable_variables()
+        grads = [None if shape is None else np.zeros(shape, np.float32) for shape in self._layout]
+        return dict(zip(map(id, variables), self.reduce(grads, snapshot)))
 
     # --- one step ---------------------------------------------------------------------------------------------
     def snapshot(self, metrics) -> list:
@@ -106,6 +119,8 @@ class Sync:
         changes over all ranks with one Allreduce; the metrics get the summed changes. Returns the summed
         gradients (views of the persistent buffer, valid until the next step)."""
         sizes = [0 if g is None else g.size for g in grads]
+        if grads:
+            self._layout = [None if g is None else g.shape for g in grads]
         deltas = []
         for metric, items in snapshot:
             for name, old in items:

@@ -234,6 +234,11 @@ class Trainer:
         this rank's slice, `share` its fraction of the global batch: the loss gradient is scaled by it, and the
         weight gradients and metric changes are summed over the ranks before the (identical) update."""
         loss_tracker, compile_metrics = state
+        if sync is not None and not share:  # a global batch smaller than the number of ranks: no rows here
+            weight_grads = sync.idle_step(self, training, state)
+            if training:
+                self._apply_gradients(weight_grads, *self._trainable_variables(), self._regularized())
+            return
         xs = self._prepare_inputs(x)
         plan = self._plan
         steps, fused, acts = self._output_plan(training)
@@ -260,15 +265,18 @@ class Trainer:
         loss_tracker.update_state(total, sample_weight=n)
         compile_metrics.update(ys, outs, fused, acts, values, n, sws)
         if sync is not None:
-            reduced = sync.reduce([weight_grads.get(id(v)) for v in variables] if training else [], snapshot)
-            if training:
-                weight_grads = {id(v): g for v, g in zip(variables, reduced) if g is not None}
+            weight_grads = sync.reduce([weight_grads.get(id(v)) for v in variables] if training else [], snapshot)
+            weight_grads = dict(zip(map(id, variables), weight_grads)) if training else None
         if training:
-            for v in regularized:
-                if id(v) in ids:
-                    g, extra = weight_grads.get(id(v)), v.regularizer.gradient(v.value)
-                    weight_grads[id(v)] = extra if g is None else g + extra
-            self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
+            self._apply_gradients(weight_grads, variables, ids, regularized)
+
+    def _apply_gradients(self, weight_grads: dict, variables, ids, regularized) -> None:
+        """The optimizer update from the loss gradients `{id(variable): gradient}` plus the regularizers'."""
+        for v in regularized:
+            if id(v) in ids:
+                g, extra = weight_grads.get(id(v)), v.regularizer.gradient(v.value)
+                weight_grads[id(v)] = extra if g is None else g + extra
+        self.optimizer.apply([weight_grads.get(id(v)) for v in variables], variables)
 
     def _reset_metrics(self, state=None) -> None:
         loss_tracker, compile_metrics = state or (self._loss_tracker, self._compile_metrics)
