@@ -91,7 +91,7 @@ WORKER = textwrap.dedent("""
     if cfg["dist"]:
         distribution.set_distribution(distribution.DataParallel())
     rank = distribution.process_id()
-    rconv.utils.set_random_seed(7)
+    rconv.utils.set_random_seed(7 + (rank if cfg.get("rank_seeds") else 0))  # rank 0's state is broadcast
     dropout = [layers.Dropout(0.3)] if cfg.get("dropout") else []
     model = rconv.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(3, 3, activation="relu"), layers.Flatten(),
                               *dropout, layers.Dense(8, activation="relu", kernel_regularizer="l2"),
@@ -121,8 +121,13 @@ WORKER = textwrap.dedent("""
                 model.stop_training = True
         callbacks.append(rconv.callbacks.LambdaCallback(on_train_batch_end=stop))
     epochs = cfg["epochs"] + (rank if cfg.get("mismatch") else 0)
-    history = model.fit(x, y, sample_weight=sw, batch_size=cfg["batch_size"], epochs=epochs, verbose=0,
-                        validation_split=0.2, callbacks=callbacks, validation_batch_size=cfg.get("val_batch"))
+    if cfg.get("flow"):  # shuffles and augments from its own seed (from the global generator)
+        data = rconv.preprocessing.image.ImageDataGenerator(horizontal_flip=True, width_shift_range=0.3).flow(
+            x[:120], y[:120], batch_size=cfg["batch_size"], sample_weight=sw[:120])
+        history = model.fit(data, epochs=epochs, verbose=0, validation_data=(x[120:], y[120:]))
+    else:
+        history = model.fit(x, y, sample_weight=sw, batch_size=cfg["batch_size"], epochs=epochs, verbose=0,
+                            validation_split=0.2, callbacks=callbacks, validation_batch_size=cfg.get("val_batch"))
     tag = "single" if not cfg["dist"] else f"rank{rank}"
     np.savez(os.path.join(out, tag + ".npz"), *[w.numpy() for w in model.weights])
     with open(os.path.join(out, tag + ".json"), "w") as f:
@@ -198,6 +203,21 @@ def test_batches_smaller_than_the_ranks(tmp_path):
     _run(tmp_path, cfg)
     (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
     assert h0 == h1 and h0["iterations"] == h_single["iterations"] == 12
+    for a, b in zip(single, rank0):
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
+    for key, values in h_single["history"].items():
+        np.testing.assert_allclose(h0["history"][key], values, rtol=1e-5, err_msg=key)
+
+
+def test_image_iterator_with_a_different_seed_on_each_rank(tmp_path):
+    """ImageDataGenerator.flow (shuffling and augmenting from its own seed) in a script seeding each rank
+    differently: rank 0's weights, random state and iterator seed are broadcast, so the 2-rank run still trains
+    like one process seeded like rank 0."""
+    cfg = {"optimizer": "rmsprop", "batch_size": 13, "epochs": 2, "flow": True}
+    _run(tmp_path, cfg, ranks=0)
+    _run(tmp_path, dict(cfg, rank_seeds=True))
+    (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
+    assert h0 == h1 and h0["iterations"] == h_single["iterations"] == 20
     for a, b in zip(single, rank0):
         assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
     for key, values in h_single["history"].items():

@@ -48,15 +48,33 @@ class Sync:
         self._layout = None  # the gradients' shapes (None: no gradient) of the last training step
 
     # --- fit start --------------------------------------------------------------------------------------------
-    def begin_fit(self, iterator, batch_size, epochs, initial_epoch) -> None:
+    def begin_fit(self, iterator, val_iterator, batch_size, epochs, initial_epoch) -> None:
         state = self.comm.bcast(backend.rng().bit_generator.state if self.rank == 0 else None, root=0)
         backend.rng().bit_generator.state = state
+        for it in (iterator, val_iterator):
+            if it is not None:
+                self._share_dataset_seeds(it.data_adapter)
         adapter = iterator.data_adapter
         samples = getattr(adapter, "num_samples", None)
         self._fit_fingerprint = {"samples": samples() if callable(samples) else samples, "batch_size": batch_size,
                                  "epochs": epochs, "initial_epoch": initial_epoch,
                                  "steps_per_epoch": iterator.num_batches}
         self._started = False
+
+    def _share_dataset_seeds(self, adapter) -> None:
+        """Inputs that shuffle and augment themselves from their own seed (rconv's image iterators,
+        `image_dataset_from_directory`'s dataset, whose file order also comes from it) take rank 0's, so every
+        rank reads the same global batches, augmented with the same draws (which are a function of the seed,
+        the epoch and the batch): a rank's rows are the rows one process would compute."""
+        source = getattr(adapter, "py_dataset", None) or getattr(adapter, "dataset", None)
+        names = [n for n in ("_base_seed", "_seed", "file_paths", "_labels") if hasattr(source, n)]
+        if not names:
+            return
+        values = self.comm.bcast([getattr(source, n) for n in names] if self.rank == 0 else None, root=0)
+        for name, value in zip(names, values):
+            setattr(source, name, value)
+        if isinstance(getattr(source, "_perms", None), dict):
+            source._perms.clear()  # epoch orders drawn from the previous seed
 
     def first_step(self, model) -> None:
         """Once per fit, before the first forward (the model is built by then)."""

@@ -344,7 +344,7 @@ class Trainer:
             val_iterator = EpochIterator(val_x, val_y, val_sw, batch_size=validation_batch_size or batch_size,
                                          steps_per_epoch=validation_steps, training=False)
         if sync is not None:
-            sync.begin_fit(iterator, batch_size, epochs, initial_epoch)
+            sync.begin_fit(iterator, val_iterator, batch_size, epochs, initial_epoch)
         cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                             verbose=verbose, epochs=epochs, steps=iterator.num_batches, mode="train")
         self.stop_training = False
