@@ -132,6 +132,8 @@ WORKER = textwrap.dedent("""
     np.savez(os.path.join(out, tag + ".npz"), *[w.numpy() for w in model.weights])
     with open(os.path.join(out, tag + ".json"), "w") as f:
         json.dump({"history": history.history, "iterations": model.optimizer.iterations,
+                   "evaluate": model.evaluate(x[:37], y[:37], sample_weight=sw[:37], batch_size=9, verbose=0,
+                                              return_dict=True),
                    "rng": float(rconv.backend.rng().random())}, f)
 """)
 
@@ -193,6 +195,8 @@ def test_two_ranks_train_like_one(tmp_path, optimizer):
         assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a)), (optimizer, np.max(np.abs(a - b)))
     for key, values in h_single["history"].items():
         np.testing.assert_allclose(h0["history"][key], values, rtol=1e-5, err_msg=key)
+    for key, value in h_single["evaluate"].items():  # sharded too (its last batch of 1 leaves rank 1 idle)
+        np.testing.assert_allclose(h0["evaluate"][key], value, rtol=1e-5, err_msg=key)
 
 
 def test_batches_smaller_than_the_ranks(tmp_path):

@@ -426,11 +426,14 @@ class Trainer:
         _check_int(batch_size, "batch_size", where, allow_none=True)
         _check_int(steps, "steps", where, allow_none=True)
         verbose = 1 if verbose == "auto" else int(verbose)
+        sync = distribution_module.training_sync()  # data-parallel: each rank evaluates its slices
+        if sync is not None and sync.rank != 0:
+            verbose = 0
         iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, training=False)
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                             epochs=1, steps=iterator.num_batches, mode="test")
-        with self._metric_state(wait=False) as state:
-            return self._result(self._evaluate_iterator(iterator, cbs, state), return_dict)
+        with self._metric_state(wait=False) as state, contextlib.nullcontext() if sync is None else sync.guard():
+            return self._result(self._evaluate_iterator(iterator, cbs, state, sync), return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         where = f"Model '{self.name}': predict()"
