@@ -335,3 +335,36 @@ def test_batch_norm_folds_into_the_linear_layer_before_it_at_inference(monkeypat
     set_fusion(True)
     logs = model.evaluate(data, np.zeros(16), verbose=0, return_dict=True)
     assert np.isfinite(logs["loss"])
+
+
+@pytest.mark.parametrize("linear,shape", [
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2), (7, 9, 3)),
+    (lambda: layers.DepthwiseConv2D(2, use_bias=False), (5, 6, 2)),
+    (lambda: layers.SeparableConv2D(4, 3, padding="same", use_bias=False), (7, 9, 3)),
+    (lambda: layers.SeparableConv2D(3, 3, depth_multiplier=2), (6, 6, 2)),
+    (lambda: layers.Conv2DTranspose(4, 3, strides=2, padding="same"), (4, 5, 3)),
+    (lambda: layers.Conv2D(6, 3, groups=3, dilation_rate=2, padding="same", use_bias=False), (7, 9, 3)),
+    (lambda: layers.Conv1D(5, 3, padding="causal"), (9, 3)),
+])
+def test_batch_norm_folds_into_every_linear_layer(linear, shape):
+    """Depthwise, separable, transposed, grouped and 1-D convolutions fold a following BatchNormalization at
+    inference too, with the unfused result (moving statistics and gamma/beta away from their initial values)."""
+    rconv.utils.set_random_seed(1)
+    x = rconv.Input(shape)
+    layer = linear()
+    bn = layers.BatchNormalization()
+    model = rconv.Model(x, bn(layer(x)))
+    rng = np.random.default_rng(1)
+    channels = model.output.shape[-1]
+    for var, value in ((bn.gamma, rng.uniform(0.5, 2, channels)), (bn.beta, rng.normal(size=channels)),
+                       (bn.moving_mean, rng.normal(size=channels)),
+                       (bn.moving_variance, rng.uniform(0.2, 3, channels))):
+        var.assign(value.astype(np.float32))
+    inference = passes.variant(model._plan, inference=True)
+    assert [type(s.runner).__name__ for s in inference if s is not None and not s.skip] == ["FoldedBatchNorm"]
+    data = rng.normal(size=(3, *shape)).astype(np.float32)
+    got = model.predict(data, verbose=0)
+    set_fusion(False)
+    want = model.predict(data, verbose=0)  # the layers one after the other
+    set_fusion(True)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -51,9 +51,10 @@ class ConvReluMaxPool:
 
 
 class FoldedBatchNorm:
-    """Inference runner of a linear Conv2D/Dense followed by a BatchNormalization on its channel axis: one
-    convolution (or matmul) with the normalization folded into its kernel and bias, computed from the current
-    weights at each call. No intermediate output, no separate normalization pass."""
+    """Inference runner of a linear layer with a `folded` method (Conv1D/2D, DepthwiseConv2D, SeparableConv2D,
+    Conv2DTranspose, Dense) followed by a BatchNormalization on its channel axis: one convolution (or matmul) with
+    the normalization folded into its kernel and bias, computed from the current weights at each call. No
+    intermediate output, no separate normalization pass."""
 
     differentiable = False  # inference variants only: training runs the layers themselves
 
@@ -63,9 +64,7 @@ class FoldedBatchNorm:
 
     def forward(self, inputs, training=False):
         scale, shift = self.bn.inference_affine()
-        kernel = (self.layer.kernel.value * scale).astype(np.float32)
-        bias = shift if not self.layer.use_bias else self.layer.bias.value * scale + shift
-        return self.layer.linear(inputs, kernel, np.asarray(bias, np.float32)), None
+        return self.layer.folded(inputs, scale.astype(np.float32), shift.astype(np.float32)), None
 
     def backward(self, ctx, grad_outputs, need_input_grad=True):
         raise RuntimeError(f"{self.name}: a folded batch normalization runs in inference only")

@@ -13,8 +13,10 @@ import copy
 import math
 
 from .. import activations, config
-from ..layers.conv import Conv2D
+from ..layers.conv import Conv1D, Conv2D
+from ..layers.conv_transpose import Conv2DTranspose
 from ..layers.dense import Dense
+from ..layers.depthwise_conv import DepthwiseConv2D, SeparableConv2D
 from ..layers.normalization import BatchNormalization
 from .fused import ConvReluMaxPool, FoldedBatchNorm, fusable
 
@@ -51,9 +53,14 @@ def fuse_conv_pool(steps: list, output_slots: list, shapes=None) -> list:
     return steps
 
 
+# Layers a following BatchNormalization folds into at inference (each has `folded(inputs, scale, shift)`);
+# exact types: a subclass may compute something else.
+FOLDABLE = (Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, Dense)
+
+
 def fold_batch_norm(steps: list, output_slots: list, tensors: list) -> list:
     """Inference only: a BatchNormalization on the channel (last) axis whose input is the output of a linear
-    Conv2D/Dense read by nothing else runs as that layer with the normalization folded into kernel and bias."""
+    layer of `FOLDABLE` read by nothing else runs as that layer with the normalization folded into kernel and bias."""
     readers = _readers(steps)
     steps = list(steps)
     for bn_slot, bn_step in enumerate(steps):
@@ -64,7 +71,7 @@ def fold_batch_norm(steps: list, output_slots: list, tensors: list) -> list:
         prev = steps[prev_slot]
         if bn_step.layer.axis not in (-1, rank - 1) or prev is None or prev.skip or prev.multi:
             continue
-        if type(prev.layer) not in (Conv2D, Dense) or prev.layer.activation is not activations.linear:
+        if type(prev.layer) not in FOLDABLE or prev.layer.activation is not activations.linear:
             continue
         if readers.get(prev_slot) != [bn_slot] or prev_slot in output_slots:
             continue

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
 from ..ops.conv import conv_output_length
-from .layer import InputSpec, Layer, check_data_format, normalize_padding, normalize_tuple, positive_int
+from .layer import (InputSpec, Layer, check_data_format, folded_bias, normalize_padding, normalize_tuple,
+                    positive_int)
 from ..registry import register
 
 
@@ -150,6 +151,10 @@ class BaseConv(ActivationMixin, Layer):
         y = ops.conv2d(self._input2d(inputs), self._kernel2d(kernel), bias, strides, padding,
                        activation="relu" if relu else None, dilation_rate=dilation, groups=self.groups)
         return self._output(y)
+
+    def folded(self, inputs, scale, shift):
+        """The convolution with a following inference BatchNormalization folded in (output channels last)."""
+        return self.linear(inputs, (self.kernel.value * scale).astype(np.float32), folded_bias(self, scale, shift))
 
     def forward(self, inputs, training=False):
         z = self.linear(inputs, self.kernel.value, self.bias.value if self.use_bias else None, relu=self._fused())

@@ -2,11 +2,14 @@
 TF's conv2d_transpose, with Keras's output-length rule (`deconv_output_length`) and output_padding."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import activations, ops
 from ..ops.conv import conv_output_length, deconv_output_length
 from .conv import (ActivationMixin, add_option_weight, check_spatial_input, spatial_output_shape, weight_config,
                    weight_options)
-from .layer import InputSpec, Layer, _is_int, check_data_format, normalize_padding, normalize_tuple, positive_int
+from .layer import (InputSpec, Layer, _is_int, check_data_format, folded_bias, normalize_padding, normalize_tuple,
+                    positive_int)
 from ..registry import register
 
 
@@ -76,6 +79,13 @@ class Conv2DTranspose(ActivationMixin, Layer):
                                  f"{self.strides}, padding '{self.padding}' and output_padding {self.output_padding} "
                                  f"(TensorFlow refuses it too); pick output_padding so that it does")
         return out
+
+    def folded(self, inputs, scale, shift):
+        """The transposed convolution with a following inference BatchNormalization folded in (the kernel's
+        output channels are its third axis)."""
+        kernel = (self.kernel.value * np.reshape(scale, (-1, 1))).astype(np.float32)
+        return ops.conv2d_transpose(inputs, kernel, folded_bias(self, scale, shift), self.strides, self.padding,
+                                    self.output_padding, self.dilation_rate)
 
     def forward(self, inputs, training=False):
         z = ops.conv2d_transpose(inputs, self.kernel.value, self.bias.value if self.use_bias else None, self.strides,

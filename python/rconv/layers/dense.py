@@ -1,8 +1,10 @@
 """`Dense`: kernel (in, out) on `ops.dense`; inputs of rank > 2 act on the last axis, like Keras."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import activations, constraints, initializers, ops, regularizers
-from .layer import InputSpec, Layer, positive_int
+from .layer import InputSpec, Layer, folded_bias, positive_int
 from ..registry import register
 
 
@@ -44,6 +46,10 @@ class Dense(Layer):
         x2 = inputs.reshape(-1, inputs.shape[-1]) if inputs.ndim != 2 else inputs
         z = ops.dense(x2, kernel, bias, activation="relu" if relu else None)
         return z if inputs.ndim == 2 else z.reshape(inputs.shape[:-1] + (kernel.shape[-1],))
+
+    def folded(self, inputs, scale, shift):
+        """inputs @ kernel + bias with a following inference BatchNormalization folded in."""
+        return self.linear(inputs, (self.kernel.value * scale).astype(np.float32), folded_bias(self, scale, shift))
 
     def forward(self, inputs, training=False):
         fuse = self.activation is activations.relu  # ReLU runs inside the kernel

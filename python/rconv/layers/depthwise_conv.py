@@ -4,11 +4,14 @@ and order. The depthwise part runs `ops.depthwise_conv2d`; the pointwise part is
 channels (`ops.dense`, with a fused ReLU when the activation is ReLU)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import activations, ops
 from ..ops.conv import conv_output_length
 from .conv import (ActivationMixin, add_option_weight, check_spatial_input, spatial_output_shape, weight_config,
                    weight_options)
-from .layer import InputSpec, Layer, check_data_format, normalize_padding, normalize_tuple, positive_int
+from .layer import (InputSpec, Layer, check_data_format, folded_bias, normalize_padding, normalize_tuple,
+                    positive_int)
 from ..registry import register
 
 
@@ -80,6 +83,12 @@ class DepthwiseConv2D(_DepthwiseBase):
         cin = input_shape[-1]
         return self._spatial_output(input_shape, None if cin is None else cin * self.depth_multiplier)
 
+    def folded(self, inputs, scale, shift):
+        """The depthwise convolution with a following inference BatchNormalization folded in (output channel
+        c * depth_multiplier + m scales kernel[..., c, m])."""
+        kernel = self.kernel.value * np.reshape(scale, self.kernel.shape[2:])
+        return self._depthwise(inputs, kernel.astype(np.float32), folded_bias(self, scale, shift))
+
     def forward(self, inputs, training=False):
         z = self._depthwise(inputs, self.kernel.value, self.bias.value if self.use_bias else None)
         y, saved = self._activate(z)
@@ -119,6 +128,15 @@ class SeparableConv2D(_DepthwiseBase):
 
     def compute_output_shape(self, input_shape):
         return self._spatial_output(input_shape, self.filters)
+
+    def folded(self, inputs, scale, shift):
+        """The separable convolution with a following inference BatchNormalization folded into the pointwise
+        kernel and the bias."""
+        z = self._depthwise(inputs, self.depthwise_kernel.value, None)
+        pk = self.pointwise_kernel.value
+        y = ops.dense(z.reshape(-1, z.shape[-1]), (pk.reshape(pk.shape[-2:]) * scale).astype(np.float32),
+                      folded_bias(self, scale, shift))
+        return y.reshape(z.shape[:-1] + (self.filters,))
 
     def forward(self, inputs, training=False):
         z = self._depthwise(inputs, self.depthwise_kernel.value, None)

@@ -302,6 +302,13 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+def folded_bias(layer, scale, shift) -> np.ndarray:
+    """The bias of `layer` with an inference-mode BatchNormalization (`y * scale + shift` per output channel)
+    folded in: `bias * scale + shift`, or `shift` for a layer without bias."""
+    bias = shift if not layer.use_bias else layer.bias.value * scale + shift
+    return np.asarray(bias, np.float32)
+
+
 def _freeze_shape(shape):
     if isinstance(shape, list) and shape and isinstance(shape[0], (list, tuple)):
         return [tuple(s) for s in shape]
