@@ -115,6 +115,10 @@ WORKER = textwrap.dedent("""
             if batch == cfg["raise_at"]:
                 raise RuntimeError("worker failure on purpose")
         callbacks.append(rconv.callbacks.LambdaCallback(on_train_batch_end=boom))
+    if cfg.get("kill_at") is not None and rank == 1:
+        import signal
+        callbacks.append(rconv.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: batch == cfg["kill_at"] and os.kill(os.getpid(), signal.SIGKILL)))
     if cfg.get("stop_at") is not None and rank == 1:
         def stop(batch, logs):
             if batch == cfg["stop_at"]:
@@ -249,6 +253,36 @@ def test_random_layers_keep_the_ranks_in_step(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_random_layers_draw_independently_on_each_rank(tmp_path):
+    """Identical rows on both ranks through Dropout: the slices' gradients differ (each rank draws its own
+    masks), where repeating rank 0's draws would make them equal."""
+    script = tmp_path / "dropout.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np, rconv
+        from rconv import distribution, layers
+        from rconv.distribution import sync
+
+        distribution.set_distribution(distribution.DataParallel())
+        rconv.utils.set_random_seed(0)
+        local = []
+        reduce = sync.Sync.reduce
+        def recording(self, grads, snapshot):
+            local.extend(g.copy() for g in grads if g is not None)
+            return reduce(self, grads, snapshot)
+        sync.Sync.reduce = recording
+        model = rconv.Sequential([layers.Input((64,)), layers.Dropout(0.5), layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(np.ones((8, 64), np.float32), np.zeros((8, 1), np.float32), batch_size=8, verbose=0)
+        every = distribution._comm.allgather(local[0])
+        if distribution.process_id() == 0:
+            print("same" if np.array_equal(every[0], every[1]) else "different")
+    """))
+    proc = subprocess.run([_mpirun(), "--oversubscribe", "--allow-run-as-root", "-n", "2", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "different"
+
+
 def test_only_rank_zero_writes_files(tmp_path):
     _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 2, "files": True})
     assert (tmp_path / "rank0_log.csv").exists() and (tmp_path / "rank0" / "ckpt.weights.h5").exists()
@@ -269,6 +303,13 @@ def test_a_raising_rank_aborts_the_job(tmp_path):
     assert proc.returncode != 0
     assert "worker failure on purpose" in proc.stderr and "Traceback" in proc.stderr
     assert "rank 1 of 2 failed" in proc.stderr
+    assert not (tmp_path / "rank0.npz").exists()
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 200, "kill_at": 2}, check=False,
+                timeout=60)
+    assert proc.returncode != 0
     assert not (tmp_path / "rank0.npz").exists()
 
 

@@ -128,8 +128,14 @@ class Sync:
 
     # --- one step ---------------------------------------------------------------------------------------------
     def snapshot(self, metrics) -> list:
-        """Before a step: the metric states, and the global random state (see `reduce`)."""
-        self._rng_state = backend.rng().bit_generator.state
+        """Before a step: the metric states, and the global random state (see `reduce`). Random layers of
+        rank r then draw from the global stream moved on by r * 2**100 (PCG64's `advance`): their draws are
+        independent across ranks instead of repeating rank 0's for every slice."""
+        bit_generator = backend.rng().bit_generator
+        self._rng_state = bit_generator.state
+        if self.rank and hasattr(bit_generator, "advance"):
+            bit_generator.advance(self.rank << 100)
+        self._rng_step_state = bit_generator.state
         return [(m, [(name, np.array(value, copy=True)) for name, value in _state_items(m)]) for m in metrics]
 
     def reduce(self, grads: list, snapshot: list) -> list:
@@ -174,8 +180,9 @@ class Sync:
         # differ in size): then every rank restarts from the state before the step and moves on by one draw, so
         # the global random state stays the same on all ranks (and the next shuffles walk the same batches).
         rng = backend.rng()
-        if rng.bit_generator.state != self._rng_state:
-            rng.bit_generator.state = self._rng_state
+        drew = rng.bit_generator.state != self._rng_step_state
+        rng.bit_generator.state = self._rng_state
+        if drew:
             rng.random()
         return out
 
