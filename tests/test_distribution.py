@@ -108,7 +108,8 @@ WORKER = textwrap.dedent("""
         d = os.path.join(out, f"rank{rank}")
         callbacks += [rconv.callbacks.CSVLogger(os.path.join(d + "_log.csv")),
                       rconv.callbacks.ModelCheckpoint(os.path.join(d, "ckpt.weights.h5"), save_weights_only=True,
-                                                      monitor="loss")]
+                                                      monitor="loss"),
+                      rconv.callbacks.TensorBoard(os.path.join(out, f"tb{rank}"))]
         os.makedirs(d, exist_ok=True) if rank == 0 else None
     if cfg.get("raise_at") is not None and rank == 1:
         def boom(batch, logs):
@@ -286,7 +287,9 @@ def test_random_layers_draw_independently_on_each_rank(tmp_path):
 def test_only_rank_zero_writes_files(tmp_path):
     _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 2, "files": True})
     assert (tmp_path / "rank0_log.csv").exists() and (tmp_path / "rank0" / "ckpt.weights.h5").exists()
+    assert any((tmp_path / "tb0").rglob("events.out.tfevents*"))
     assert not (tmp_path / "rank1_log.csv").exists() and not (tmp_path / "rank1").exists()
+    assert not (tmp_path / "tb1").exists()
     assert len((tmp_path / "rank0_log.csv").read_text().splitlines()) == 3
 
 
