@@ -96,7 +96,8 @@ WORKER = textwrap.dedent("""
     model = rconv.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(3, 3, activation="relu"), layers.Flatten(),
                               *dropout, layers.Dense(8, activation="relu", kernel_regularizer="l2"),
                               layers.Dense(4, activation="softmax")])
-    model.compile(optimizer=cfg["optimizer"], loss="sparse_categorical_crossentropy",
+    loss = rconv.losses.SparseCategoricalCrossentropy(reduction=cfg.get("reduction", "sum_over_batch_size"))
+    model.compile(optimizer=cfg["optimizer"], loss=loss,
                   metrics=["accuracy"], weighted_metrics=["accuracy"])
     rng = np.random.default_rng(0)
     n = cfg.get("samples", 150)
@@ -322,6 +323,12 @@ def test_mismatched_scripts_raise(tmp_path):
     assert proc.returncode != 0
     assert "the ranks are not running the same training" in proc.stderr
     assert "'epochs': 1" in proc.stderr and "'epochs': 2" in proc.stderr
+
+
+def test_a_summing_loss_raises(tmp_path):
+    proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 1, "reduction": "sum"}, check=False,
+                timeout=120)
+    assert proc.returncode != 0 and "has reduction='sum'" in proc.stderr
 
 
 def test_too_small_global_batch_raises(tmp_path):

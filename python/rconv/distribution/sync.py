@@ -89,6 +89,12 @@ class Sync:
             raise ValueError("rconv.distribution: the ranks are not running the same training (model parameter "
                              "count, samples, batch size, epochs or steps differ); every rank must run the same "
                              f"script on the same data:\n{rows}")
+        for loss in model._compile_loss.losses:
+            reduction = getattr(loss, "reduction", "sum_over_batch_size")
+            if loss is not None and reduction not in ("sum_over_batch_size", "mean", None, "none"):
+                raise ValueError(f"rconv.distribution: loss '{loss.name}' has reduction={reduction!r}; data-parallel "
+                                 "training sums each rank's mean weighted by its share of the global batch, which is "
+                                 "exact for reduction='sum_over_batch_size' (the default) only")
         variables, _ = model._trainable_variables()
         model.optimizer.build(variables)
         for array in [w.value for w in model.weights] + list(model.optimizer.variables):
