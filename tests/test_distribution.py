@@ -148,6 +148,10 @@ WORKER = textwrap.dedent("""
         ev_x = {"a": x[:37], "b": xb[:37]}
         history = model.fit(Data(), epochs=epochs, verbose=0, validation_data=({"a": x[120:], "b": xb[120:]},
                                                                                y[120:]))
+    elif cfg.get("directory"):  # file order and epoch shuffles from a seed drawn from np.random per process
+        data = rconv.utils.image_dataset_from_directory(cfg["directory"], image_size=(6, 6), color_mode="grayscale",
+                                                        batch_size=cfg["batch_size"], verbose=False)
+        history = model.fit(data, epochs=epochs, verbose=0)
     elif cfg.get("flow"):  # shuffles and augments from its own seed (from the global generator)
         data = rconv.preprocessing.image.ImageDataGenerator(horizontal_flip=True, width_shift_range=0.3).flow(
             x[:120], y[:120], batch_size=cfg["batch_size"], sample_weight=sw[:120])
@@ -267,6 +271,24 @@ def test_image_iterator_with_a_different_seed_on_each_rank(tmp_path):
         assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
     for key, values in h_single["history"].items():
         np.testing.assert_allclose(h0["history"][key], values, rtol=1e-5, err_msg=key)
+
+
+def test_image_dataset_from_directory_with_a_different_seed_on_each_rank(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    for label in range(4):
+        (tmp_path / "images" / f"class{label}").mkdir(parents=True)
+        for i in range(9):
+            pixels = rng.integers(0, 256, (6, 6), dtype=np.uint8)
+            Image.fromarray(pixels, "L").save(tmp_path / "images" / f"class{label}" / f"{i}.png")
+    cfg = {"optimizer": "sgd", "batch_size": 7, "epochs": 3, "directory": str(tmp_path / "images")}
+    _run(tmp_path, cfg, ranks=0)
+    _run(tmp_path, dict(cfg, rank_seeds=True))
+    (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
+    assert h0 == h1 and h0["iterations"] == h_single["iterations"] == 18
+    for a, b in zip(single, rank0):
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
+    np.testing.assert_allclose(h0["history"]["loss"], h_single["history"]["loss"], rtol=1e-5)
 
 
 def test_two_rank_runs_are_bit_identical(tmp_path):
