@@ -358,6 +358,18 @@ def test_stop_training_on_one_rank_stops_all(tmp_path):
     assert h0 == h1
 
 
+def test_unset_thread_count_warns(tmp_path):
+    script = tmp_path / "threads.py"
+    script.write_text("from rconv import distribution\ndistribution.DataParallel()\n")
+    env = _env()
+    del env["RCONV_NUM_THREADS"]
+    proc = subprocess.run([_mpirun(), "--oversubscribe", "--allow-run-as-root", "-n", "2", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    if os.cpu_count() < 2 * rconv._rconv.num_threads():
+        assert proc.stderr.count("RuntimeWarning: rconv.distribution") == 1  # once per machine
+
+
 def test_a_raising_rank_aborts_the_job(tmp_path):
     proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 16, "epochs": 50, "raise_at": 2}, check=False,
                 timeout=120)

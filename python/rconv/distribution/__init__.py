@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 __all__ = ["DataParallel", "ModelParallel", "LayoutMap", "DeviceMesh", "set_distribution", "distribution",
            "initialize", "process_id", "num_processes", "list_devices"]
@@ -56,6 +57,25 @@ def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
     _comm = MPI.COMM_WORLD
     if _comm.Get_size() > 1:
         _install_abort_hook()
+        _warn_oversubscribed()
+
+
+def _warn_oversubscribed() -> None:
+    """Several ranks on one machine each running the kernels on every core slow each other down."""
+    from .. import _rconv
+    local = _comm.Split_type(_mpi().COMM_TYPE_SHARED)
+    ranks_here = local.Get_size()
+    cores = os.cpu_count() or 1
+    if local.Get_rank() == 0 and "RCONV_NUM_THREADS" not in os.environ and ranks_here * _rconv.num_threads() > cores:
+        warnings.warn(f"rconv.distribution: {ranks_here} ranks on this machine each use {_rconv.num_threads()} "
+                      f"kernel threads, but it has {cores} cores: set RCONV_NUM_THREADS={max(1, cores // ranks_here)} "
+                      "for every rank (e.g. `mpirun -x RCONV_NUM_THREADS=...`)", RuntimeWarning, stacklevel=4)
+    local.Free()
+
+
+def _mpi():
+    from mpi4py import MPI
+    return MPI
 
 
 def _install_abort_hook() -> None:
