@@ -7,7 +7,8 @@
 One device per MPI rank. `batch_size` is the global batch: every rank walks the same global batches (rank 0's
 random state is broadcast when `fit` starts) and computes its contiguous slice of each; the gradients, loss
 sums and metric states go in one float32 buffer reduced by one in-place `Allreduce`, so every rank applies the
-same optimizer update and logs the same numbers. Rank 0's weights, optimizer slots and iteration count are
+same optimizer update and logs the same numbers (validation and `evaluate` are sharded and reduced the same
+way; `predict` runs whole on every rank). Rank 0's weights, optimizer slots and iteration count are
 broadcast at the first step of `fit`. Only rank 0 prints the progress bar and writes files (ModelCheckpoint,
 CSVLogger, TensorBoard). An exception on one rank aborts the whole job (`MPI.COMM_WORLD.Abort`).
 
@@ -40,7 +41,7 @@ def _env_int(names, default: int) -> int:
     return default
 
 
-def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:  # noqa: ARG001 (Keras's signature)
+def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
     """Start MPI (imports mpi4py). The arguments exist for Keras compatibility: with MPI the launcher
     (`mpirun`, `srun`) decides them. Launched by an MPI launcher with more than one process but without
     mpi4py installed is an ImportError naming the install command."""
