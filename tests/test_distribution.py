@@ -128,6 +128,9 @@ WORKER = textwrap.dedent("""
         callbacks.append(rconv.callbacks.LambdaCallback(on_train_batch_end=stop))
     epochs = cfg["epochs"] + (rank if cfg.get("mismatch") else 0)
     ev_x = x[:37]
+    if cfg.get("pretrain") and rank == 0:  # like resuming from a checkpoint loaded on rank 0 only
+        for i in range(3):
+            model.train_on_batch(x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8])
     if cfg.get("sequence"):  # a PyDataset of dict inputs for a two-input model, batch order shuffled by fit
         a = layers.Input((6, 6, 1), name="a")
         b = layers.Input((3,), name="b")
@@ -228,6 +231,18 @@ def test_two_ranks_train_like_one(tmp_path, optimizer):
         np.testing.assert_allclose(h0["history"][key], values, rtol=1e-5, err_msg=key)
     for key, value in h_single["evaluate"].items():  # sharded too (its last batch of 1 leaves rank 1 idle)
         np.testing.assert_allclose(h0["evaluate"][key], value, rtol=1e-5, err_msg=key)
+
+
+def test_rank_zero_state_is_broadcast(tmp_path):
+    """Rank 0 alone takes 3 Adam steps before fit (its weights, Adam's moments and iteration count then differ
+    from rank 1's): fit starts from rank 0's state everywhere, like the one process that took the same steps."""
+    cfg = {"optimizer": "adam", "batch_size": 16, "epochs": 1, "pretrain": True}
+    _run(tmp_path, cfg, ranks=0)
+    _run(tmp_path, cfg)
+    (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
+    assert h0 == h1 and h0["iterations"] == h_single["iterations"] == 3 + 8
+    for a, b in zip(single, rank0):
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
 
 
 def test_batches_smaller_than_the_ranks(tmp_path):
