@@ -19,6 +19,11 @@ tuple `(x, y, sample_weight)` of structures of NumPy arrays (`y` / `sample_weigh
 
 Batches from the last three may be `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`; a list counts as a
 tuple at the top level only (Keras's `unpack_x_y_sample_weight`), and a dict is `x`.
+
+Data-parallel training (`rconv.distribution`) sets `adapter.shard = (rank, size)`: rconv's image iterators and
+image datasets then decode (and augment) only the rows `[n*rank//size, n*(rank+1)//size)` of each global batch
+that the rank trains on; batches keep their global length (the other image rows are zero), so the trainer's
+slicing is unchanged. Other inputs are produced whole.
 """
 from __future__ import annotations
 
@@ -116,6 +121,8 @@ class DataAdapter:
 
     #: False for one-shot iterators: `get_iterator()` then continues the same stream instead of restarting.
     reiterable = True
+    #: (rank, size) of a data-parallel rank that trains on its rows of each global batch only (module doc).
+    shard = None
 
     @property
     def num_batches(self):
@@ -239,8 +246,14 @@ class PyDatasetAdapter(DataAdapter):
             order = itertools.count()
         else:
             order = backend.rng().permutation(n) if self.shuffle else range(n)
+        get = self.py_dataset.__getitem__
+        if self.shard is not None and _shuffles_itself(self.py_dataset):
+            shard, get_shard = self.shard, self.py_dataset._get_shard
+
+            def get(i):
+                return get_shard(i, shard)
         for i in order:
-            yield standardize_batch(self.py_dataset[int(i)], self.class_weight)
+            yield standardize_batch(get(int(i)), self.class_weight)
 
     def on_epoch_begin(self):
         hook = getattr(self.py_dataset, "on_epoch_begin", None)
@@ -270,7 +283,8 @@ class IterableDataAdapter(DataAdapter):
             return None
 
     def get_iterator(self):
-        it = iter(self.dataset)
+        iter_shard = getattr(self.dataset, "_iter_shard", None)
+        it = iter(self.dataset) if self.shard is None or iter_shard is None else iter_shard(self.shard)
         try:
             for batch in it:
                 yield standardize_batch(batch, self.class_weight)

@@ -21,6 +21,9 @@ Step semantics (Keras 3):
   that yields nothing, an evaluation pass over a generator that has run out.
 
 Epoch hooks (`on_epoch_begin` / `on_epoch_end` of a PyDataset) run around every epoch, in every mode (Keras 3).
+
+`shard=(rank, size)` (data-parallel fit / evaluate): inputs that can (rconv's image iterators and datasets)
+compute only this rank's rows of each global batch; see `adapters`.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ class EpochIterator:
     """Batches `(step, (x, y, sample_weight))` epoch by epoch from any supported input (see module doc)."""
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, steps_per_epoch=None, shuffle=False,
-                 class_weight=None, training=True):
+                 class_weight=None, training=True, shard=None):
         name = "steps_per_epoch" if training else "steps"
         if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or
                                             not isinstance(steps_per_epoch, numbers.Integral) or
@@ -66,6 +69,11 @@ class EpochIterator:
                                              steps_per_epoch=self.steps_per_epoch,
                                              shuffle=shuffle if self.training else False,
                                              class_weight=class_weight)
+        if shard is not None:
+            rank, size = (int(v) for v in shard)
+            if not 0 <= rank < size:
+                raise ValueError(f"shard must be (rank, size) with 0 <= rank < size, got {shard!r}")
+            self.data_adapter.shard = (rank, size)
         #: True once a one-shot generator / iterator has run out: no further epoch can run.
         self.exhausted = False
         self._warned = False

@@ -179,13 +179,15 @@ class ImageDataGenerator:
     def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb", classes=None,
                             class_mode="categorical", batch_size=32, shuffle=True, seed=None, save_to_dir=None,
                             save_prefix="", save_format="png", follow_links=False, subset=None,
-                            interpolation="nearest", keep_aspect_ratio=False):
+                            interpolation="nearest", keep_aspect_ratio=False, reduce_jpeg=True):
+        """Keras's ``flow_from_directory``; ``reduce_jpeg=False`` turns off reduced-size JPEG decoding (see
+        ``rconv.preprocessing._decode``: JPEGs at least twice the target size decode at 1/2, 1/4 or 1/8 scale)."""
         return DirectoryIterator(directory, self, target_size=target_size, color_mode=color_mode,
                                  keep_aspect_ratio=keep_aspect_ratio, classes=classes, class_mode=class_mode,
                                  data_format=self.data_format, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                  save_to_dir=save_to_dir, save_prefix=save_prefix, save_format=save_format,
                                  follow_links=follow_links, subset=subset, interpolation=interpolation,
-                                 dtype=self.dtype)
+                                 dtype=self.dtype, reduce_jpeg=reduce_jpeg)
 
     # --- normalisation ---------------------------------------------------------------------------------
 
@@ -292,27 +294,47 @@ class ImageDataGenerator:
         params = self.get_random_transform(np.shape(x), seed)
         return self.apply_transform(x, params)
 
-    def _augment_batch(self, batch, rng):
-        """Transform then standardise a (n, ...) float batch; one kernel call for all affine maps."""
+    def _augment_batch(self, batch, rng, rows=None):
+        """Transform then standardise a (n, ...) float batch in place and return it; one kernel call for all
+        affine maps. The random draws are made for every row; only rows ``[lo, hi)`` (``rows``, default all)
+        are transformed (a data-parallel rank's share of a global batch)."""
+        n = len(batch)
+        lo, hi = rows or (0, n)
         cls = type(self)
         if (cls.get_random_transform is not ImageDataGenerator.get_random_transform
                 or cls.apply_transform is not ImageDataGenerator.apply_transform):
             # A subclass customised the per-image hooks: honour them (Keras's per-image path).
-            out = np.empty_like(batch)
-            for i in range(len(batch)):
-                params = self.get_random_transform(batch[i].shape, seed=int(rng.integers(2 ** 31)))
-                out[i] = self.standardize(self.apply_transform(batch[i], params))
-            return out
-        params = [self._draw_params(batch[i].shape, rng) for i in range(len(batch))]
-        matrices = [self._matrix(p, batch[i].shape) for i, p in enumerate(params)]
+            seeds = [int(rng.integers(2 ** 31)) for _ in range(n)]
+            for i in range(lo, hi):
+                params = self.get_random_transform(batch[i].shape, seed=seeds[i])
+                batch[i] = self.standardize(self.apply_transform(np.array(batch[i], copy=True), params))
+            return batch
+        params = [self._draw_params(batch[i].shape, rng) for i in range(n)][lo:hi]
+        sub = batch[lo:hi]
+        matrices = [self._matrix(p, sub[i].shape) for i, p in enumerate(params)]
         if any(m is not None for m in matrices):
-            batch = self._affine_batch(batch, matrices).astype(self.dtype, copy=False)
-        out = np.empty(batch.shape, dtype=self.dtype)
-        for i in range(len(batch)):
-            x = self._post_affine(batch[i], params[i])
-            x = np.array(x, dtype=self.dtype, copy=True)
-            out[i] = self.standardize(x)
-        return out
+            sub = self._affine_batch(sub, matrices).astype(self.dtype, copy=False)
+        if all(p["channel_shift_intensity"] is None and p["brightness"] is None for p in params):
+            # flips only: whole-batch moves, and a whole-batch standardize when it is per-pixel
+            row, col = self.row_axis, self.col_axis
+            for axis, key in ((col, "flip_horizontal"), (row, "flip_vertical")):
+                sel = np.flatnonzero([p[key] for p in params])
+                if len(sel):
+                    sub[sel] = np.flip(sub[sel], axis=axis)
+            if (self.preprocessing_function or self.samplewise_center or self.samplewise_std_normalization
+                    or self.zca_whitening):
+                for i in range(len(sub)):
+                    sub[i] = self.standardize(np.array(sub[i], dtype=self.dtype, copy=True))
+            else:
+                sub = self.standardize(sub)
+        else:
+            for i in range(len(sub)):
+                x = self._post_affine(sub[i], params[i])
+                sub[i] = self.standardize(np.array(x, dtype=self.dtype, copy=True))
+        if rows is None or (lo, hi) == (0, n):
+            return np.asarray(sub, dtype=self.dtype)
+        batch[lo:hi] = sub
+        return batch
 
     # --- data-dependent statistics ---------------------------------------------------------------------
 

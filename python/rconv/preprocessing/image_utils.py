@@ -49,24 +49,35 @@ def aspect_crop_box(width: int, height: int, target_width: int, target_height: i
     return [left, top, left + crop_width, top + crop_height]
 
 
-def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False):
-    """Load an image file into a PIL image, exactly like ``keras.utils.load_img``.
-
-    target_size is (height, width); interpolation is one of nearest, bilinear, bicubic, hamming, box,
-    lanczos. Undecodable files raise ``OSError`` naming the file.
-    """
+def open_img(path):
+    """Open an image file (not yet decoded: ``draft`` may still be applied); errors name the file."""
     _require_pil()
-    color_mode_channels(color_mode)
     try:
         if isinstance(path, io.BytesIO):
-            img = pil_image.open(path)
-        elif isinstance(path, (pathlib.Path, bytes, str)):
+            return pil_image.open(path)
+        if isinstance(path, (pathlib.Path, bytes, str)):
             if isinstance(path, pathlib.Path):
                 path = str(path.resolve())
             with open(path, "rb") as f:
-                img = pil_image.open(io.BytesIO(f.read()))
-        else:
-            raise TypeError(f"path should be path-like or io.BytesIO, not {type(path)}")
+                return pil_image.open(io.BytesIO(f.read()))
+        raise TypeError(f"path should be path-like or io.BytesIO, not {type(path)}")
+    except (pil_image.UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise OSError(f"cannot decode image file {path!r}: {exc}") from exc
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise OSError(f"cannot decode image file {path!r}: {exc}") from exc
+
+
+def finish_img(img, path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False,
+               scale=1, orig_size=None):
+    """Decode an opened image, convert it to ``color_mode`` and resize it to ``target_size`` (Keras's
+    ``load_img`` steps). ``scale`` > 1: ``img`` was drafted to 1/scale of ``orig_size`` (w, h); the resize then
+    reads the same region of the picture (the aspect crop box divided by the scale)."""
+    if pil_image is not None and isinstance(path, pathlib.Path):
+        path = str(path.resolve())
+    orig_size = orig_size or img.size
+    try:
         img.load()
     except (pil_image.UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise OSError(f"cannot decode image file {path!r}: {exc}") from exc
@@ -87,17 +98,29 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", 
 
     if target_size is not None:
         width_height = (int(target_size[1]), int(target_size[0]))
-        if img.size != width_height:
+        if img.size != width_height or scale > 1:
             if interpolation not in PIL_INTERPOLATION_METHODS:
                 raise ValueError(f"Invalid interpolation method {interpolation!r}; supported: "
                                  + ", ".join(PIL_INTERPOLATION_METHODS))
             resample = PIL_INTERPOLATION_METHODS[interpolation]
             if keep_aspect_ratio:
-                box = aspect_crop_box(img.size[0], img.size[1], *width_height)
-                img = img.resize(width_height, resample, box=box)
+                box = aspect_crop_box(*orig_size, *width_height)
+                img = img.resize(width_height, resample, box=[v / scale for v in box])
+            elif scale > 1:
+                img = img.resize(width_height, resample, box=(0, 0, orig_size[0] / scale, orig_size[1] / scale))
             else:
                 img = img.resize(width_height, resample)
     return img
+
+
+def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False):
+    """Load an image file into a PIL image, exactly like ``keras.utils.load_img``.
+
+    target_size is (height, width); interpolation is one of nearest, bilinear, bicubic, hamming, box,
+    lanczos. Undecodable files raise ``OSError`` naming the file.
+    """
+    color_mode_channels(color_mode)
+    return finish_img(open_img(path), path, color_mode, target_size, interpolation, keep_aspect_ratio)
 
 
 def img_to_array(img, data_format=None, dtype=None):

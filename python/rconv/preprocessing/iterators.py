@@ -9,6 +9,12 @@ global generator (``rconv.utils.set_random_seed`` makes it reproducible).
 ``next(it)`` is Keras's endless stream (epoch after epoch, each reshuffled; the last batch of an epoch
 may be short); it is served by a daemon thread that keeps ``prefetch`` batches ready. ``it[i]`` plus
 ``on_epoch_end()`` is the Sequence protocol; ``len(it)`` is ``ceil(n / batch_size)``.
+
+Files are decoded on a thread pool straight into the batch array (``_decode.decode_into``; reduced-size JPEG
+decoding unless ``reduce_jpeg=False``). Data-parallel training (``rconv.distribution``) asks for batches
+with ``_get_shard(i, (rank, size))``: the batch keeps its global length and its files, draws the augmentation
+of every row, but only rows ``[n*rank//size, n*(rank+1)//size)`` (the rows the rank trains on) are decoded and
+transformed; the other image rows are left zero.
 """
 from __future__ import annotations
 
@@ -19,9 +25,9 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ._decode import decode_into
 from ._prefetch import Prefetcher
-from .image_utils import (GENERATOR_FORMATS, array_to_img, check_directory, color_mode_channels, img_to_array,
-                          list_image_files, load_img)
+from .image_utils import GENERATOR_FORMATS, array_to_img, check_directory, color_mode_channels, list_image_files
 
 
 class _OutOfRange(IndexError, ValueError):
@@ -32,11 +38,20 @@ def _produce(owner, key):
     return owner._batch(*key)
 
 
+def shard_rows(n, shard):
+    """(lo, hi): the rows of an n-row global batch that ``shard`` = (rank, size) trains on (all for None)."""
+    if shard is None:
+        return 0, n
+    rank, size = shard
+    return n * rank // size, n * (rank + 1) // size
+
+
 class Iterator:
     """Base class: subclasses implement ``_get_batches_of_transformed_samples(index_array, rng)``."""
 
     white_list_formats = GENERATOR_FORMATS
     prefetch = 3  # batches produced ahead by the background thread for next(); 0 = synchronous
+    _computes_rows = False  # True: _get_batches_of_transformed_samples takes rows=(lo, hi) (sharded batches)
 
     def __init__(self, n, batch_size, shuffle, seed):
         self.n = int(n)
@@ -72,9 +87,12 @@ class Iterator:
                     del self._perms[old]
             return perm
 
-    def _batch(self, epoch, idx):
+    def _batch(self, epoch, idx, shard=None):
         index_array = self._epoch_indices(epoch)[self.batch_size * idx: self.batch_size * (idx + 1)]
         rng = np.random.default_rng([self._base_seed, epoch, idx, 1])
+        if shard is not None and self._computes_rows:
+            return self._get_batches_of_transformed_samples(index_array, rng, rows=shard_rows(len(index_array),
+                                                                                               shard))
         return self._get_batches_of_transformed_samples(index_array, rng)
 
     def _get_batches_of_transformed_samples(self, index_array, rng=None):
@@ -95,12 +113,16 @@ class Iterator:
         return len(self)
 
     def __getitem__(self, idx):
+        return self._get_shard(idx, None)
+
+    def _get_shard(self, idx, shard):
+        """``it[idx]`` where only the rows of ``shard`` = (rank, size) are computed (see the module doc)."""
         if idx < 0:
             idx += len(self)
         if not 0 <= idx < len(self):
             raise _OutOfRange(f"Asked to retrieve element {idx}, but the Sequence has length {len(self)}")
         self.total_batches_seen += 1
-        key = (self.epoch, idx)
+        key = (self.epoch, idx, None if shard is None else tuple(shard))
         if not (self.prefetch and self.prefetch > 0):
             return self._batch(*key)
         # Sequential access (it[0], it[1], ... then on_epoch_end(), it[0], ...) is served by a second
@@ -132,8 +154,8 @@ class Iterator:
         n_batches = max(1, len(self))
 
         def next_key(key):
-            e, i = key
-            return (e + 1, 0) if i + 1 >= n_batches else (e, i + 1)
+            e, i, shard = key
+            return (e + 1, 0, shard) if i + 1 >= n_batches else (e, i + 1, shard)
         return next_key
 
     def __iter__(self):
@@ -141,7 +163,7 @@ class Iterator:
 
     def __next__(self):
         with self.lock:
-            key = (self._stream_epoch, self.batch_index)
+            key = (self._stream_epoch, self.batch_index, None)
             p = None
             if self.prefetch and self.prefetch > 0:
                 if self._prefetcher is None:
@@ -149,7 +171,7 @@ class Iterator:
                                                   name=f"rconv-{type(self).__name__}")
                 p = self._prefetcher
             # Like Keras, a batch whose production failed is skipped: the position moves on either way.
-            self._stream_epoch, self.batch_index = self._next_key()(key)
+            self._stream_epoch, self.batch_index, _ = self._next_key()(key)
             self.total_batches_seen += 1
             if p is not None:
                 try:
@@ -187,23 +209,27 @@ class Iterator:
         except Exception:  # pragma: no cover - interpreter teardown
             pass
 
-    def _save_batch(self, batch_x, index_array, rng):
+    def _save_batch(self, batch_x, index_array, rng, rows=None):
+        lo, hi = rows or (0, len(index_array))
         for i, j in enumerate(index_array):
-            img = array_to_img(batch_x[i], self.data_format, scale=True)
-            fname = f"{self.save_prefix}_{j}_{int(rng.integers(int(1e7)))}.{self.save_format}"
-            img.save(os.path.join(self.save_to_dir, fname))
+            token = int(rng.integers(int(1e7)))
+            if lo <= i < hi:
+                img = array_to_img(batch_x[i], self.data_format, scale=True)
+                img.save(os.path.join(self.save_to_dir, f"{self.save_prefix}_{j}_{token}.{self.save_format}"))
 
 
 class DirectoryIterator(Iterator):
     """Reads ``directory/<class>/**/image`` files; prints ``Found N images belonging to K classes.``"""
 
     allowed_class_modes = {"categorical", "binary", "sparse", "input", None}
+    _computes_rows = True
 
     def __init__(self, directory, image_data_generator, target_size=(256, 256), color_mode="rgb", classes=None,
                  class_mode="categorical", batch_size=32, shuffle=True, seed=None, data_format=None,
                  save_to_dir=None, save_prefix="", save_format="png", follow_links=False, subset=None,
-                 interpolation="nearest", keep_aspect_ratio=False, dtype=None):
+                 interpolation="nearest", keep_aspect_ratio=False, dtype=None, reduce_jpeg=True):
         directory = check_directory(directory, "flow_from_directory")
+        self.reduce_jpeg = bool(reduce_jpeg)
         self.image_data_generator = image_data_generator
         self.target_size = tuple(int(v) for v in target_size)
         self.keep_aspect_ratio = keep_aspect_ratio
@@ -263,20 +289,19 @@ class DirectoryIterator(Iterator):
     def sample_weight(self):
         return None
 
-    def _get_batches_of_transformed_samples(self, index_array, rng=None):
+    def _get_batches_of_transformed_samples(self, index_array, rng=None, rows=None):
         rng = rng if rng is not None else np.random.default_rng()
+        lo, hi = rows or (0, len(index_array))
         batch_x = np.zeros((len(index_array),) + self.image_shape, dtype=self.dtype)
         filepaths = self.filepaths
-        for i, j in enumerate(index_array):
-            img = load_img(filepaths[j], color_mode=self.color_mode, target_size=self.target_size,
-                           interpolation=self.interpolation, keep_aspect_ratio=self.keep_aspect_ratio)
-            batch_x[i] = img_to_array(img, data_format=self.data_format, dtype=self.dtype)
-            if hasattr(img, "close"):
-                img.close()
+        decode_into(batch_x[lo:hi], [filepaths[j] for j in index_array[lo:hi]], color_mode=self.color_mode,
+                    target_size=self.target_size, interpolation=self.interpolation,
+                    keep_aspect_ratio=self.keep_aspect_ratio, data_format=self.data_format,
+                    reduce_jpeg=self.reduce_jpeg)
         if self.image_data_generator is not None and len(batch_x):
-            batch_x = self.image_data_generator._augment_batch(batch_x, rng)
+            batch_x = self.image_data_generator._augment_batch(batch_x, rng, rows=(lo, hi))
         if self.save_to_dir:
-            self._save_batch(batch_x, index_array, rng)
+            self._save_batch(batch_x, index_array, rng, (lo, hi))
         if self.class_mode == "input":
             batch_y = batch_x.copy()
         elif self.class_mode in {"binary", "sparse"}:
@@ -291,6 +316,8 @@ class DirectoryIterator(Iterator):
 
 class NumpyArrayIterator(Iterator):
     """Iterates over in-memory arrays ``x`` (rank 4) and optional ``y`` / ``sample_weight``."""
+
+    _computes_rows = True
 
     def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False, sample_weight=None, seed=None,
                  data_format=None, save_to_dir=None, save_prefix="", save_format="png", subset=None,
@@ -346,13 +373,18 @@ class NumpyArrayIterator(Iterator):
         self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, save_format
         super().__init__(self.x.shape[0], batch_size, shuffle, seed)
 
-    def _get_batches_of_transformed_samples(self, index_array, rng=None):
+    def _get_batches_of_transformed_samples(self, index_array, rng=None, rows=None):
         rng = rng if rng is not None else np.random.default_rng()
-        batch_x = self.x[index_array].astype(self.dtype, copy=True)
+        if rows is None or rows == (0, len(index_array)):
+            rows = None
+            batch_x = self.x[index_array].astype(self.dtype, copy=True)
+        else:
+            batch_x = np.zeros((len(index_array),) + self.x.shape[1:], dtype=self.dtype)
+            batch_x[rows[0]:rows[1]] = self.x[index_array[rows[0]:rows[1]]]
         if self.image_data_generator is not None and len(batch_x):
-            batch_x = self.image_data_generator._augment_batch(batch_x, rng)
+            batch_x = self.image_data_generator._augment_batch(batch_x, rng, rows=rows)
         if self.save_to_dir:
-            self._save_batch(batch_x, index_array, rng)
+            self._save_batch(batch_x, index_array, rng, rows)
         miscs = [v[index_array] for v in self.x_misc]
         first = batch_x if not miscs else [batch_x] + miscs
         if self.y is None:

@@ -3,7 +3,11 @@
 File indexing, the seeded shuffle of the file list (``np.random.RandomState(seed)``, as Keras does),
 the validation split and the printed messages follow Keras, so the same ``seed`` gives the same
 training/validation files. Each ``iter()`` is one epoch (reshuffled when ``shuffle``); decoding runs in
-a background thread a few batches ahead. ``take``/``skip``/``map``/``prefetch``/``cache``/``shuffle``/
+a background thread a few batches ahead, each batch decoded on a thread pool straight into its array, JPEGs at
+reduced size when they are at least twice the target (``reduce_jpeg=False``: always full size, see
+``rconv.preprocessing._decode``). Data-parallel training iterates ``_iter_shard((rank, size))``: batches keep
+their global length, but only the rank's rows ``[n*rank//size, n*(rank+1)//size)`` are decoded.
+``take``/``skip``/``map``/``prefetch``/``cache``/``shuffle``/
 ``repeat``/``as_numpy_iterator`` exist so common tf.data-style scripts keep working.
 """
 from __future__ import annotations
@@ -13,7 +17,9 @@ import os
 
 import numpy as np
 
+from ..preprocessing._decode import decode_into
 from ..preprocessing._prefetch import Prefetcher
+from ..preprocessing.iterators import shard_rows
 from ..preprocessing.image import array_to_img, img_to_array, load_img, save_img  # noqa: F401 (re-exports)
 from ..preprocessing.image_utils import (DATASET_FORMATS, PIL_INTERPOLATION_METHODS, check_directory,
                                          color_mode_channels, list_image_files)
@@ -127,14 +133,20 @@ def _produce(owner, key):
     return owner._batch(*key)
 
 
+def _next_batch(key):
+    epoch, i, shard = key
+    return epoch, i + 1, shard
+
+
 class ImageDataset(Dataset):
     """Batches ``(images float32 (b, h, w, c) in 0..255, labels)`` (or just images), one epoch per iter()."""
 
     prefetch_batches = 3
 
     def __init__(self, file_paths, labels, label_mode, class_names, color_mode, batch_size, image_size,
-                 shuffle, seed, interpolation, crop_to_aspect_ratio):
+                 shuffle, seed, interpolation, crop_to_aspect_ratio, reduce_jpeg=True):
         self.file_paths = list(file_paths)
+        self.reduce_jpeg = bool(reduce_jpeg)
         self._labels = None if labels is None else np.asarray(labels)
         self.label_mode = label_mode
         self.class_names = class_names
@@ -158,10 +170,9 @@ class ImageDataset(Dataset):
             return np.arange(n)  # epoch 0 uses Keras's seeded file order as is
         return np.random.default_rng([self._seed, epoch]).permutation(n)
 
-    def _load(self, j):
-        img = load_img(self.file_paths[j], color_mode=self.color_mode, target_size=self.image_size,
-                       interpolation=self._interpolation, keep_aspect_ratio=self._crop)
-        return img_to_array(img, dtype="float32")
+    def _decode(self, out, idx):
+        decode_into(out, [self.file_paths[j] for j in idx], color_mode=self.color_mode, target_size=self.image_size,
+                    interpolation=self._interpolation, keep_aspect_ratio=self._crop, reduce_jpeg=self.reduce_jpeg)
 
     def _label(self, idx):
         y = self._labels[idx]
@@ -173,30 +184,39 @@ class ImageDataset(Dataset):
         one_hot[np.arange(np.size(y)), np.ravel(y)] = 1.0
         return one_hot if np.ndim(y) else one_hot[0]
 
-    def _batch(self, epoch, i):
+    def _batch(self, epoch, i, shard=None):
         if i >= len(self):
             return None
         order = self._order(epoch)
+        channels = color_mode_channels(self.color_mode)
         if self.batch_size is None:
             idx = order[i]
-            x = self._load(idx)
+            x = np.empty(self.image_size + (channels,), np.float32)
+            self._decode(x[None], [idx])
         else:
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = np.stack([self._load(j) for j in idx]).astype("float32", copy=False)
+            lo, hi = shard_rows(len(idx), shard)
+            x = (np.empty if (lo, hi) == (0, len(idx)) else np.zeros)((len(idx),) + self.image_size + (channels,),
+                                                                          np.float32)
+            self._decode(x[lo:hi], idx[lo:hi])
         if self.label_mode is None:
             return x
         return x, self._label(idx)
 
     def __iter__(self):
+        return self._iter_shard(None)
+
+    def _iter_shard(self, shard):
+        """One epoch; with ``shard`` = (rank, size) only the rank's rows of each batch are decoded."""
         epoch, self._epoch = self._epoch, self._epoch + 1
         n = len(self)
         if n == 0:
             return
         if not self.prefetch_batches:
             for i in range(n):
-                yield self._batch(epoch, i)
+                yield self._batch(epoch, i, shard)
             return
-        p = Prefetcher(self, _produce, lambda k: (k[0], k[1] + 1), (epoch, 0), depth=self.prefetch_batches,
+        p = Prefetcher(self, _produce, _next_batch, (epoch, 0, shard), depth=self.prefetch_batches,
                        name="rconv-image-dataset")
         try:
             for _ in range(n):
@@ -281,10 +301,12 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                                  color_mode="rgb", batch_size=32, image_size=(256, 256), shuffle=True, seed=None,
                                  validation_split=None, subset=None, interpolation="bilinear", follow_links=False,
                                  crop_to_aspect_ratio=False, pad_to_aspect_ratio=False, data_format=None,
-                                 verbose=True):
+                                 verbose=True, reduce_jpeg=True):
     """Keras 3's ``keras.utils.image_dataset_from_directory``, returning an :class:`ImageDataset`.
 
     With ``subset="both"`` returns ``(train_ds, val_ds)``. Images are float32 in 0..255 (not rescaled).
+    ``reduce_jpeg=False`` decodes JPEGs at full size before resizing (rconv's default decodes those at least
+    twice the target size at 1/2, 1/4 or 1/8 scale first).
     """
     directory = check_directory(directory, "image_dataset_from_directory")
     if labels not in ("inferred", None):
@@ -336,7 +358,7 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
         if not p:
             raise ValueError(f"No images found in directory {directory}. Allowed formats: {ALLOWLIST_FORMATS}")
         return ImageDataset(p, lab, label_mode, class_names, color_mode, batch_size, image_size, shuffle, seed,
-                            interp, crop_to_aspect_ratio)
+                            interp, crop_to_aspect_ratio, reduce_jpeg)
 
     if subset == "both":
         train = make(*_split(paths, labels, validation_split, "training", verbose))
