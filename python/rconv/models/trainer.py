@@ -335,14 +335,15 @@ class Trainer:
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = train_validation_split((x, y, sample_weight), validation_split)
         _require_steps(x, steps_per_epoch, "steps_per_epoch")
+        shard = None if sync is None else (sync.rank, sync.size)  # decode only this rank's rows when possible
         iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
-                                 shuffle=shuffle, class_weight=class_weight)
+                                 shuffle=shuffle, class_weight=class_weight, shard=shard)
         val_iterator = None
         if validation_data is not None:
             val_x, val_y, val_sw = _unpack_validation(validation_data)
             _require_steps(val_x, validation_steps, "validation_steps")
             val_iterator = EpochIterator(val_x, val_y, val_sw, batch_size=validation_batch_size or batch_size,
-                                         steps_per_epoch=validation_steps, training=False)
+                                         steps_per_epoch=validation_steps, training=False, shard=shard)
         if sync is not None:
             sync.begin_fit(iterator, val_iterator, batch_size, epochs, initial_epoch)
         cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
@@ -429,7 +430,8 @@ class Trainer:
         sync = distribution_module.training_sync()  # data-parallel: each rank evaluates its slices
         if sync is not None and sync.rank != 0:
             verbose = 0
-        iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, training=False)
+        iterator = EpochIterator(x, y, sample_weight, batch_size=batch_size, steps_per_epoch=steps, training=False,
+                                 shard=None if sync is None else (sync.rank, sync.size))
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                             epochs=1, steps=iterator.num_batches, mode="test")
         with self._metric_state(wait=False) as state, contextlib.nullcontext() if sync is None else sync.guard():
