@@ -92,9 +92,12 @@ WORKER = textwrap.dedent("""
         distribution.set_distribution(distribution.DataParallel())
     rank = distribution.process_id()
     rconv.utils.set_random_seed(7 + (rank if cfg.get("rank_seeds") else 0))  # rank 0's state is broadcast
-    dropout = [layers.Dropout(0.3)] if cfg.get("dropout") else []
-    model = rconv.Sequential([layers.Input((6, 6, 1)), layers.Conv2D(3, 3, activation="relu"), layers.Flatten(),
-                              *dropout, layers.Dense(8, activation="relu", kernel_regularizer="l2"),
+    augment, noise = [], []
+    if cfg.get("random"):  # one seeded layer (its own generator), the others on the global one
+        augment = [layers.RandomFlip(seed=5), layers.RandomTranslation(0.2, 0.2), layers.RandomContrast(0.5)]
+        noise = [layers.Dropout(0.3), layers.GaussianNoise(0.1)]
+    model = rconv.Sequential([layers.Input((6, 6, 1)), *augment, layers.Conv2D(3, 3, activation="relu"),
+                              layers.Flatten(), *noise, layers.Dense(8, activation="relu", kernel_regularizer="l2"),
                               layers.Dense(4, activation="softmax")])
     loss = rconv.losses.SparseCategoricalCrossentropy(reduction=cfg.get("reduction", "sum_over_batch_size"))
     model.compile(optimizer=cfg["optimizer"], loss=loss,
@@ -246,9 +249,10 @@ def test_rank_zero_state_is_broadcast(tmp_path):
 
 
 def test_batches_smaller_than_the_ranks(tmp_path):
-    """116 training samples in global batches of 23 (the last of 1: rank 1 idles), 29 validation samples in
-    batches of 14 (the last of 1): still the one-process training and logs."""
-    cfg = {"optimizer": "adam", "batch_size": 23, "epochs": 2, "samples": 145, "val_batch": 14}
+    """116 training samples in global batches of 23 (the last of 1: rank 0 idles), 29 validation samples in
+    batches of 14 (the last of 1), random layers (the idle rank takes the random states of the other): still
+    the one-process training and logs."""
+    cfg = {"optimizer": "adam", "batch_size": 23, "epochs": 2, "samples": 145, "val_batch": 14, "random": True}
     _run(tmp_path, cfg, ranks=0)
     _run(tmp_path, cfg)
     (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
@@ -317,44 +321,93 @@ def test_two_rank_runs_are_bit_identical(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_random_layers_keep_the_ranks_in_step(tmp_path):
-    """Dropout draws for each rank's slice (7 and 6 rows): the global random state (hence every epoch's
-    shuffle) stays the same on both ranks, and both end with the same weights."""
-    _run(tmp_path, {"optimizer": "adam", "batch_size": 13, "epochs": 3, "dropout": True})
-    (w0, h0), (w1, h1) = _load(tmp_path, "rank0"), _load(tmp_path, "rank1")
-    assert h0 == h1 and h0["iterations"] == 30
-    for a, b in zip(w0, w1):
-        np.testing.assert_array_equal(a, b)
+def test_random_layers_draw_for_the_global_batch(tmp_path):
+    """RandomFlip (seeded), RandomTranslation, RandomContrast, Dropout and GaussianNoise: each rank takes its
+    rows of the draws for the global batch (slices of 6 and 7 rows), so 20 Adam steps on 2 ranks equal one
+    process's to float rounding and the random generators end in the same state."""
+    cfg = {"optimizer": "adam", "batch_size": 13, "epochs": 2, "random": True}
+    _run(tmp_path, cfg, ranks=0)
+    _run(tmp_path, cfg)
+    (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
+    assert h0 == h1 and h0["iterations"] == h_single["iterations"] == 20
+    assert h0["rng"] == h_single["rng"]
+    for a, b, c in zip(single, rank0, rank1):
+        np.testing.assert_array_equal(b, c)
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a)), np.max(np.abs(a - b))
+    for key, values in h_single["history"].items():
+        np.testing.assert_allclose(h0["history"][key], values, rtol=1e-5, err_msg=key)
 
 
-def test_random_layers_draw_independently_on_each_rank(tmp_path):
-    """Identical rows on both ranks through Dropout: the slices' gradients differ (each rank draws its own
-    masks), where repeating rank 0's draws would make them equal."""
-    script = tmp_path / "dropout.py"
-    script.write_text(textwrap.dedent("""
+def _mpirun_script(tmp_path, code: str, ranks=2, env=None, timeout=120):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    return subprocess.run([_mpirun(), "--oversubscribe", "--allow-run-as-root", "-n", str(ranks), sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=timeout, env=env or _env())
+
+
+def test_save_writes_on_rank_zero_only(tmp_path):
+    """model.save / save_weights called by every rank write once (rank 0); a save called on rank 0 alone does
+    not wait for the others; after `barrier()` every rank reads what rank 0 wrote."""
+    proc = _mpirun_script(tmp_path, f"""
+        import os, numpy as np, rconv
+        from rconv import distribution, layers
+        distribution.set_distribution(distribution.DataParallel())
+        rank = distribution.process_id()
+        out = {str(tmp_path)!r}
+        model = rconv.Sequential([layers.Input((3,)), layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32), batch_size=4, verbose=0)
+        model.save(os.path.join(out, f"model{{rank}}.keras"))
+        model.save_weights(os.path.join(out, f"w{{rank}}.weights.h5"))
+        rconv.saving.save_model(model, os.path.join(out, f"legacy{{rank}}.h5"))
+        if rank == 0:
+            model.save(os.path.join(out, "alone.keras"))
+        distribution.barrier()
+        loaded = rconv.models.load_model(os.path.join(out, "model0.keras"))
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.weights, loaded.weights))
+        print("ok", rank)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == ["0", "1", "ok", "ok"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".keras", ".h5")) == [
+        "alone.keras", "legacy0.h5", "model0.keras", "w0.weights.h5"]
+
+
+def test_input_running_out_on_one_rank_raises(tmp_path):
+    """A generator giving rank 0 three batches and rank 1 five: the same clear error on the ranks, no hang."""
+    proc = _mpirun_script(tmp_path, """
         import numpy as np, rconv
         from rconv import distribution, layers
-        from rconv.distribution import sync
-
         distribution.set_distribution(distribution.DataParallel())
-        rconv.utils.set_random_seed(0)
-        local = []
-        reduce = sync.Sync.reduce
-        def recording(self, grads, snapshot):
-            local.extend(g.copy() for g in grads if g is not None)
-            return reduce(self, grads, snapshot)
-        sync.Sync.reduce = recording
-        model = rconv.Sequential([layers.Input((64,)), layers.Dropout(0.5), layers.Dense(1)])
+        rank = distribution.process_id()
+        model = rconv.Sequential([layers.Input((3,)), layers.Dense(2)])
         model.compile(optimizer="sgd", loss="mse")
-        model.fit(np.ones((8, 64), np.float32), np.zeros((8, 1), np.float32), batch_size=8, verbose=0)
-        every = distribution._comm.allgather(local[0])
-        if distribution.process_id() == 0:
-            print("same" if np.array_equal(every[0], every[1]) else "different")
-    """))
-    proc = subprocess.run([_mpirun(), "--oversubscribe", "--allow-run-as-root", "-n", "2", sys.executable,
-                           str(script)], capture_output=True, text=True, timeout=120, env=_env())
+
+        def batches():
+            for _ in range(3 + 2 * rank):
+                yield np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+        model.fit(batches(), steps_per_epoch=5, epochs=1, verbose=0)
+    """, timeout=60)
+    assert proc.returncode != 0
+    assert "the input ran out of data on rank(s) [0] after 3 batches, while rank(s) [1]" in proc.stderr
+
+
+def test_generators_ending_together_stop_training_on_every_rank(tmp_path):
+    """Generators running out at the same step on every rank: Keras's 'ran out of data' end on all ranks."""
+    proc = _mpirun_script(tmp_path, """
+        import warnings, numpy as np, rconv
+        from rconv import distribution, layers
+        distribution.set_distribution(distribution.DataParallel())
+        model = rconv.Sequential([layers.Input((3,)), layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+        data = ((np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)) for _ in range(7))
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            model.fit(data, steps_per_epoch=3, epochs=4, verbose=0)
+        print("iterations", model.optimizer.iterations)
+    """, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "different"
+    assert proc.stdout.split() == ["iterations", "7"] * 2
 
 
 def test_only_rank_zero_writes_files(tmp_path):
@@ -373,16 +426,30 @@ def test_stop_training_on_one_rank_stops_all(tmp_path):
     assert h0 == h1
 
 
-def test_unset_thread_count_warns(tmp_path):
-    script = tmp_path / "threads.py"
-    script.write_text("from rconv import distribution\ndistribution.DataParallel()\n")
+THREADS = """
+    import os, rconv
+    from rconv import distribution
+    distribution.DataParallel()
+    print(rconv._rconv.num_threads(), len(os.sched_getaffinity(0)))
+"""
+
+
+def test_ranks_split_the_cores_by_default(tmp_path):
+    """RCONV_NUM_THREADS unset: 2 ranks on this machine run cores // 2 kernel threads each (at least 1), with
+    no warning; an explicit setting is kept, with one warning per machine when it oversubscribes the cores."""
     env = _env()
     del env["RCONV_NUM_THREADS"]
-    proc = subprocess.run([_mpirun(), "--oversubscribe", "--allow-run-as-root", "-n", "2", sys.executable,
-                           str(script)], capture_output=True, text=True, timeout=120, env=env)
+    proc = _mpirun_script(tmp_path, THREADS, env=env)
     assert proc.returncode == 0, proc.stderr
-    if os.cpu_count() < 2 * rconv._rconv.num_threads():
-        assert proc.stderr.count("RuntimeWarning: rconv.distribution") == 1  # once per machine
+    for line in proc.stdout.splitlines():
+        threads, cores = map(int, line.split())
+        assert threads == max(1, cores // 2), line
+    assert "RuntimeWarning" not in proc.stderr
+    many = max(2, os.cpu_count())
+    proc = _mpirun_script(tmp_path, THREADS, env=dict(env, RCONV_NUM_THREADS=str(many)))
+    assert proc.returncode == 0, proc.stderr
+    assert [int(line.split()[0]) for line in proc.stdout.splitlines()] == [many, many]
+    assert proc.stderr.count(f"RuntimeWarning: rconv.distribution: 2 ranks on this machine each run {many}") == 1
 
 
 def test_a_raising_rank_aborts_the_job(tmp_path):

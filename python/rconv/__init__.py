@@ -2,6 +2,7 @@
 
 `import rconv as keras` gives the Keras names: `keras.Sequential`, `keras.layers.Dense`, ...
 """
+from . import distribution  # first: MPI ranks sharing a machine split its cores before the Rust core starts
 from . import ops
 from . import activations, backend, callbacks, config, constraints, initializers, regularizers
 from . import layers, losses, metrics, models, optimizers, utils

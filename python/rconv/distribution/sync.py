@@ -2,7 +2,9 @@
 
 * `begin_fit`: rank 0's global random state is broadcast, so every rank shuffles (and draws) alike and walks
   the same global batches.
-* `shard`: a global batch -> this rank's contiguous rows `[n*r//R, n*(r+1)//R)` and its share of the batch.
+* `shard`: a global batch -> this rank's contiguous rows `[n*r//R, n*(r+1)//R)` and its share of the batch;
+  `sharded()` around the forward makes random layers draw for the global batch and take these rows
+  (`graph.context.draw`), so the ranks compute one process's batch and their generators stay in step.
 * `first_step` (once, before the first forward, when the model is built): a fingerprint check (parameter count,
   samples, batch size, epochs, steps) raising the same clear ValueError on every rank instead of a hang, then
   rank 0's weights, optimizer slots and iteration count broadcast.
@@ -10,6 +12,8 @@
   so their sum is the global-batch gradient) and the changes of the metric states (loss tracker, compiled
   metrics) packed in one persistent float32 buffer, summed by one in-place Allreduce.
 * `any`: a flag reduced with MAX (`stop_training`).
+* `together`: an epoch's batches (or fit's epochs) checked to come on every rank or on none: an input running
+  out on one rank only raises the same clear error on every rank instead of a hang.
 """
 from __future__ import annotations
 
@@ -20,7 +24,10 @@ import numpy as np
 
 from .. import backend
 from ..data.structure import flatten, map_structure
+from ..graph import context
 from . import abort
+
+_END = object()
 
 
 def _state_items(metric):
@@ -47,6 +54,9 @@ class Sync:
         self._fit_fingerprint = None
         self._started = False
         self._layout = None  # the gradients' shapes (None: no gradient) of the last training step
+        self._rows = (0, 0, 0)  # (global batch, first row, end row) of the batch being run
+        self._model = None
+        self._pair = np.zeros(2, np.int32)
 
     # --- fit start --------------------------------------------------------------------------------------------
     def begin_fit(self, iterator, val_iterator, batch_size, epochs, initial_epoch) -> None:
@@ -82,6 +92,7 @@ class Sync:
         if self._started:
             return
         self._started = True
+        self._model = model
         fingerprint = dict(self._fit_fingerprint, parameters=int(sum(np.size(w.value) for w in model.weights)))
         every = self.comm.allgather(fingerprint)
         if any(f != every[0] for f in every):
@@ -112,10 +123,15 @@ class Sync:
         """(x, y, sample_weight, share) of this rank's contiguous slice of a global batch."""
         n = len(next(a for a in flatten(batch[0]) if a is not None))
         lo, hi = n * self.rank // self.size, n * (self.rank + 1) // self.size
+        self._rows = (n, lo, hi)
 
         def part(a):
             return None if a is None else a[lo:hi]
         return tuple(map_structure(part, t) for t in batch) + ((hi - lo) / n,)
+
+    def sharded(self):
+        """Around the forward of this rank's slice: random layers draw for the global batch, take its rows."""
+        return context.global_batch(*self._rows)
 
     def idle_step(self, model, training: bool, state) -> dict | None:
         """This rank's part of a step over a global batch too small to give it rows (the last batch of an
@@ -135,14 +151,7 @@ class Sync:
 
     # --- one step ---------------------------------------------------------------------------------------------
     def snapshot(self, metrics) -> list:
-        """Before a step: the metric states, and the global random state (see `reduce`). Random layers of
-        rank r then draw from the global stream moved on by r * 2**100 (PCG64's `advance`): their draws are
-        independent across ranks instead of repeating rank 0's for every slice."""
-        bit_generator = backend.rng().bit_generator
-        self._rng_state = bit_generator.state
-        if self.rank and hasattr(bit_generator, "advance"):
-            bit_generator.advance(self.rank << 100)
-        self._rng_step_state = bit_generator.state
+        """Before a step: the metric states."""
         return [(m, [(name, np.array(value, copy=True)) for name, value in _state_items(m)]) for m in metrics]
 
     def reduce(self, grads: list, snapshot: list) -> list:
@@ -183,21 +192,61 @@ class Sync:
                     setattr(metric, name, type(current)(round(float(summed))))
                 else:
                     setattr(metric, name, float(summed))
-        # Random layers drew for this rank's slice (a different number of draws on each rank when the slices
-        # differ in size): then every rank restarts from the state before the step and moves on by one draw, so
-        # the global random state stays the same on all ranks (and the next shuffles walk the same batches).
-        rng = backend.rng()
-        drew = rng.bit_generator.state != self._rng_step_state
-        rng.bit_generator.state = self._rng_state
-        if drew:
-            rng.random()
+        if self._rows[0] < self.size:
+            self._share_generators()
         return out
+
+    def _share_generators(self) -> None:
+        """After a global batch too small for every rank to get rows: the idle ranks drew nothing, so they take
+        the random generators' states (global, and seeded layers' own) from the last rank, which had rows."""
+        generators = [backend.rng()]
+        stack = list(getattr(self._model, "layers", ()))
+        while stack:
+            layer = stack.pop()
+            stack.extend(getattr(layer, "layers", ()) or ())
+            if isinstance(getattr(layer, "_rng", None), np.random.Generator):
+                generators.append(layer._rng)
+        root = self.size - 1
+        states = self.comm.bcast([g.bit_generator.state for g in generators] if self.rank == root else None, root)
+        for generator, state in zip(generators, states):
+            generator.bit_generator.state = state
 
     def any(self, flag) -> bool:
         """`flag` reduced with MAX over the ranks (a buffer Allreduce: no pickling, as cheap as MPI gets)."""
         self._flag[0] = bool(flag)
         self.comm.Allreduce(self._mpi.IN_PLACE, self._flag, op=self._mpi.MAX)
         return bool(self._flag[0])
+
+    def checked(self, items, iterator, what: str):
+        """`items` of `iterator` (an `EpochIterator`) as they are when every rank is sure to get as many (arrays,
+        a PyDataset: their length is in the fingerprint), else through `together`."""
+        if iterator.one_shot or iterator.data_adapter.num_batches is None:
+            return self.together(items, what)
+        return items
+
+    def together(self, items, what: str):
+        """`items` (an epoch's `(step, batch)`s, or fit's epochs), each checked to be there on every rank: the
+        ranks reduce a (have one, have none) pair with MAX before going on, so an input running out on some
+        ranks only (a generator or dataset yielding fewer batches on one rank) raises the same ValueError on
+        every rank instead of leaving the others waiting in the step's Allreduce."""
+        iterator = iter(items)
+        count = 0
+        while True:
+            item = next(iterator, _END)
+            have = item is not _END
+            self._pair[0], self._pair[1] = have, not have
+            self.comm.Allreduce(self._mpi.IN_PLACE, self._pair, op=self._mpi.MAX)
+            if self._pair[0] and self._pair[1]:
+                every = self.comm.allgather(have)
+                ran_out = [r for r, h in enumerate(every) if not h]
+                raise ValueError(f"rconv.distribution: the input ran out of data on rank(s) {ran_out} after {count} "
+                                 f"{what}, while rank(s) {[r for r, h in enumerate(every) if h]} still had more: "
+                                 "every rank must get the same number of batches (the same generator or dataset, "
+                                 "unsharded: fit takes each rank's rows of every global batch itself)")
+            if not have:
+                return
+            yield item
+            count += 1
 
     @contextlib.contextmanager
     def guard(self):

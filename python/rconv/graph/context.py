@@ -12,10 +12,17 @@ The executor opens a `CallContext` around every forward and backward walk. It ca
   own to the enclosing one's, like its updates.
 
 Outside any walk (a direct eager ``layer(x)``), `add_update` assigns at once.
+
+Random layers draw through `draw`. In a data-parallel training step (`rconv.distribution`) the trainer opens
+`global_batch(total, lo, hi)` around the forward over this rank's rows ``[lo, hi)`` of a global batch of
+`total`: a draw whose leading axis is this rank's rows is then made for the whole global batch and this
+rank's rows taken, so every rank draws exactly what one process would (same masks, flips, offsets, same
+generator state after the step). Outside it (the single-process path) `draw` is the plain draw.
 """
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 
 _local = threading.local()
@@ -54,6 +61,31 @@ def scope(training: bool = False, trainable_ids=None):
         return
     for variable, value in ctx.updates:
         variable.assign(value)
+
+
+@contextlib.contextmanager
+def global_batch(total: int, lo: int, hi: int):
+    """Within: the batch being run is rows ``[lo, hi)`` of a global batch of `total` rows (see `draw`)."""
+    previous = getattr(_local, "rows", None)
+    _local.rows = (total, lo, hi)
+    try:
+        yield
+    finally:
+        _local.rows = previous
+
+
+def draw(sample, size, *args, per_sample: bool = True, **kwargs):
+    """`sample(*args, size=size, **kwargs)` (a `numpy.random.Generator` method) for a batch whose leading axis
+    is `size[0]` (an integer `size`: one draw per sample). Inside `global_batch`, when `per_sample` and
+    `size[0]` is this rank's row count, the draw is made for the global batch and this rank's rows returned.
+    `per_sample=False`: the leading axis is not the batch (a mask shared by every sample)."""
+    rows = getattr(_local, "rows", None)
+    if rows is not None and per_sample:
+        total, lo, hi = rows
+        shape = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+        if shape and shape[0] == hi - lo:
+            return sample(*args, size=(total,) + shape[1:], **kwargs)[lo:hi]
+    return sample(*args, size=size, **kwargs)
 
 
 def record_update(variable, value) -> None:

@@ -5,7 +5,8 @@ eager call ``layer(images)`` also augments) and are the identity at inference. G
 build the same per-image 3x3 matrices as Keras (`keras/src/layers/preprocessing/image_preprocessing/`)
 and resample through `ops.affine_transform` (Rust kernel, TF ImageProjectiveTransformV3 semantics,
 parallel over images). Random numbers come from the layer's own generator when `seed` is given,
-else from the global `rconv.backend` generator (so `rconv.utils.set_random_seed` makes runs repeatable).
+else from the global `rconv.backend` generator (so `rconv.utils.set_random_seed` makes runs repeatable); in
+data-parallel training each rank takes its rows of the draws for the global batch (`graph.context.draw`).
 
 They have no weights but are differentiable, like Keras's on TensorFlow: the forward keeps its random
 draws (flip flags, transforms, contrast factors) in the context and `backward` returns the exact input
@@ -21,6 +22,7 @@ import math
 import numpy as np
 
 from .. import backend, ops
+from ..graph import context
 from .layer import Layer, check_data_format
 from ..registry import register
 
@@ -203,7 +205,7 @@ class RandomFlip(_RandomAugmentation):
         self.mode = mode
 
     def _augment(self, images):
-        flips = self._generator().uniform(size=len(images)) <= 0.5
+        flips = context.draw(self._generator().uniform, len(images)) <= 0.5
         return self._flip(images, flips), flips
 
     def _input_grad(self, flips, grad):
@@ -236,7 +238,7 @@ class RandomRotation(_AffineAugmentation):
         self.factor = _bounded_factor(factor, (-1, 1), f"RandomRotation '{self.name}'")
 
     def _transforms(self, n, height, width):
-        angles = self._generator().uniform(self.factor[0] * 360.0, self.factor[1] * 360.0, size=n)
+        angles = context.draw(self._generator().uniform, n, self.factor[0] * 360.0, self.factor[1] * 360.0)
         return rotation_matrices(angles, height, width)
 
     def get_config(self):
@@ -269,9 +271,9 @@ class RandomZoom(_AffineAugmentation):
 
     def _transforms(self, n, height, width):
         gen = self._generator()
-        height_zoom = gen.uniform(1.0 + self.height_lower, 1.0 + self.height_upper, size=n)
+        height_zoom = context.draw(gen.uniform, n, 1.0 + self.height_lower, 1.0 + self.height_upper)
         if self.width_factor is not None:
-            width_zoom = gen.uniform(1.0 + self.width_lower, 1.0 + self.width_upper, size=n)
+            width_zoom = context.draw(gen.uniform, n, 1.0 + self.width_lower, 1.0 + self.width_upper)
         else:
             width_zoom = height_zoom
         return zoom_matrices(width_zoom, height_zoom, height, width)
@@ -305,8 +307,8 @@ class RandomTranslation(_AffineAugmentation):
 
     def _transforms(self, n, height, width):
         gen = self._generator()
-        dy = gen.uniform(self.height_lower, self.height_upper, size=n) * height
-        dx = gen.uniform(self.width_lower, self.width_upper, size=n) * width
+        dy = context.draw(gen.uniform, n, self.height_lower, self.height_upper) * height
+        dx = context.draw(gen.uniform, n, self.width_lower, self.width_upper) * width
         return translation_matrices(dx, dy)
 
     def get_config(self):
@@ -333,7 +335,8 @@ class RandomContrast(_RandomAugmentation):
 
     def _augment(self, images):
         n = len(images)
-        c = self._generator().uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=n).astype(np.float32)
+        gen = self._generator()
+        c = context.draw(gen.uniform, n, 1.0 - self.factor[0], 1.0 + self.factor[1]).astype(np.float32)
         mean = images.mean(axis=(1, 2), keepdims=True, dtype=np.float32)
         out = (images - mean) * c[:, None, None, None] + mean
         low, high = self.value_range

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import activations, backend
 from ..keras_tensor import KerasTensor
+from ..graph import context
 from .layer import Layer, check_data_format
 from ..registry import register
 
@@ -103,7 +104,8 @@ class Dropout(Layer):
         shape = inputs.shape if self.noise_shape is None else tuple(
             d if n is None else n for d, n in zip(inputs.shape, self.noise_shape))
         gen = self._rng if self._rng is not None else backend.rng()
-        keep = gen.random(shape, dtype=np.float32) >= self.rate
+        keep = context.draw(gen.random, shape, dtype=np.float32,  # data-parallel: this rank's rows
+                            per_sample=self.noise_shape is None or self.noise_shape[0] is None) >= self.rate
         mask = keep * np.float32(1.0 / (1.0 - self.rate))
         return inputs * mask, mask
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..graph import context
 from ..registry import register
 from .augmentation import _bounded_factor, _is_number, _RandomAugmentation
 from .layer import Layer, check_data_format, positive_int, shape_str
@@ -266,7 +267,8 @@ class RandomBrightness(_RandomAugmentation):
 
     def _augment(self, images):
         low, high = self.value_range
-        delta = self._generator().uniform(self.factor[0], self.factor[1], size=len(images)) * (high - low)
+        gen = self._generator()
+        delta = context.draw(gen.uniform, len(images), self.factor[0], self.factor[1]) * (high - low)
         out = images + delta.astype(np.float32)[:, None, None, None]
         clipped = (out < low) | (out > high)  # TF's clip_by_value passes the gradient at the bounds
         np.clip(out, low, high, out=out)

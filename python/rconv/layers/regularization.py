@@ -2,13 +2,15 @@
 
 Both are active only in training and the identity at inference, forward and backward. Random numbers come
 from the layer's own generator when `seed` is given, else from the global `rconv.backend` generator, so
-`rconv.utils.set_random_seed` makes their draws repeatable.
+`rconv.utils.set_random_seed` makes their draws repeatable. In data-parallel training each rank takes its
+rows of the draws for the global batch (`graph.context.draw`), so the ranks compute one process's batch.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend
+from ..graph import context
 from .core import Dropout
 from .layer import InputSpec, Layer, check_data_format
 from ..registry import register
@@ -54,7 +56,7 @@ class GaussianNoise(Layer):
         if not training or self.stddev == 0:
             return x, None
         gen = self._rng if self._rng is not None else backend.rng()
-        noise = gen.standard_normal(x.shape, dtype=np.float32) * np.float32(self.stddev)
+        noise = context.draw(gen.standard_normal, x.shape, dtype=np.float32) * np.float32(self.stddev)
         return x + noise, None
 
     def backward(self, ctx, grad_outputs, need_input_grad=True):

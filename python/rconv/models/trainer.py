@@ -253,7 +253,8 @@ class Trainer:
             if training:
                 sync.first_step(self)
             snapshot = sync.snapshot([loss_tracker, *(compile_metrics.loss_trackers or ()), *compile_metrics.all()])
-        outs, tape = executor.forward(plan, steps, xs, training=training)
+        with contextlib.nullcontext() if sync is None else sync.sharded():  # random layers: this rank's rows
+            outs, tape = executor.forward(plan, steps, xs, training=training)
         total, values, grads = self._compile_loss(ys, outs, fused, sws)
         if sync is not None and training:  # the loss is a mean over the global batch
             grads = [None if g is None else g * np.float32(share) for g in grads]
@@ -351,10 +352,12 @@ class Trainer:
         self.stop_training = False
         cbs.on_train_begin()
         logs = {}
-        for epoch in iterator.epochs(initial_epoch, epochs):
+        epochs_ = iterator.epochs(initial_epoch, epochs)
+        for epoch in epochs_ if sync is None else sync.checked(epochs_, iterator, "epochs"):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch)
-            for step, batch in iterator.enumerate_epoch():
+            batches = iterator.enumerate_epoch()
+            for step, batch in batches if sync is None else sync.checked(batches, iterator, "batches"):
                 cbs.on_train_batch_begin(step)
                 self._run_batch(batch, training=True, sync=sync)
                 cbs.on_train_batch_end(step, self._logs())
@@ -406,7 +409,8 @@ class Trainer:
     def _evaluate_iterator(self, iterator, cbs, state=None, sync=None) -> dict:
         self._reset_metrics(state)
         cbs.on_test_begin()
-        for step, batch in iterator.enumerate_epoch():
+        batches = iterator.enumerate_epoch()
+        for step, batch in batches if sync is None else sync.checked(batches, iterator, "batches"):
             cbs.on_test_batch_begin(step)
             self._run_batch(batch, training=False, state=state, sync=sync)
             cbs.on_test_batch_end(step, self._logs(state=state))

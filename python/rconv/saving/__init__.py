@@ -6,7 +6,9 @@
 
 Loading is safe by construction: configs are plain JSON mapped onto a fixed table of rconv classes
 (no imports, no eval, no pickle; `Lambda` and unknown classes are refused), and saving replaces the
-target atomically, so a failed save never damages an existing file. Hostile files (`hdf5.py`,
+target atomically, so a failed save never damages an existing file (nor does a reader ever see half of one).
+In data-parallel training over MPI (`rconv.distribution`) only rank 0 writes; the other ranks return at
+once (no barrier: a script may save from rank 0 alone). Hostile files (`hdf5.py`,
 `keras_zip.py`): no HDF5 soft/external links, external storage or virtual datasets, every dataset and
 zip entry bounded by what the config implies, configs nested at most `model_config.MAX_*` deep, models
 built without running initializers, and nothing assigned unless the whole file fits. Every failure while
@@ -18,6 +20,7 @@ import contextlib
 import os
 
 from . import keras_zip, legacy_h5
+from .. import distribution
 from .model_config import model_from_config, model_to_config
 from ..layers.lambda_layer import safe_mode_scope
 from .hdf5 import WeightsError
@@ -58,6 +61,8 @@ def _loading(path: str):
 def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True) -> None:
     """Save a whole model; the format follows the extension (`.keras`, `.h5`/`.hdf5`)."""
     path = _path(filepath)
+    if not distribution.is_chief():  # data-parallel (MPI): every rank holds the same model, rank 0 writes it
+        return
     if path.endswith(".keras"):
         keras_zip.save(model, path, overwrite=overwrite)
     elif path.endswith(_H5):
@@ -91,6 +96,8 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     if not path.endswith(_H5):
         raise ValueError("The filename must end in `.weights.h5` (or a legacy `.h5`/`.hdf5`). "
                          f"Received: filepath={path}")
+    if not distribution.is_chief():  # data-parallel (MPI): rank 0 writes
+        return
     legacy_h5.save_weights(model, path, overwrite=overwrite)
 
 
