@@ -5,7 +5,12 @@
 //! multiple of 16 wide, the `gemm` crate (AVX-512 / AVX2 / FMA kernels; about twice as fast as
 //! `matrixmultiply` on conv shapes here) for the rest, and `matrixmultiply` as the portable path.
 //! Setting `RCONV_KERNELS=portable` forces the portable path, so CI tests it on any machine.
+//!
+//! The compute precision (`set_compute_precision`) is process-wide: while it is `BFloat16`, every
+//! `sgemm`/`affine` called (by any thread) rounds its operands to bfloat16 and accumulates in float32
+//! (`bf16.rs`); inputs and outputs stay float32 slices either way.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 use super::simd::multiversion;
@@ -18,10 +23,62 @@ pub fn portable() -> bool {
     *PORTABLE.get_or_init(|| std::env::var("RCONV_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("portable")))
 }
 
-/// C (m×n) = alpha · op(A) · op(B) + beta · C, with op(A) m×k and op(B) k×n given by element strides.
-/// `a_t`/`b_t` read the stored row-major matrix transposed (A stored k×m, B stored n×k).
+/// The arithmetic of the GEMMs: float32 throughout, or bfloat16 operands with float32 accumulation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Precision {
+    Float32,
+    BFloat16,
+}
+
+static PRECISION: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the compute precision of the GEMMs called from now on, by every thread, until it is set again.
+pub fn set_compute_precision(precision: Precision) {
+    PRECISION.store(precision as u8, Ordering::Relaxed);
+}
+
+/// The compute precision the GEMMs use now.
+pub fn compute_precision() -> Precision {
+    if PRECISION.load(Ordering::Relaxed) == Precision::BFloat16 as u8 { Precision::BFloat16 } else { Precision::Float32 }
+}
+
+/// C (m×n) = op(A) · op(B) + beta · C (beta 0 or 1), with op(A) m×k and op(B) k×n given by element
+/// strides, in the current compute precision. `a_t`/`b_t` read the stored row-major matrix transposed
+/// (A stored k×m, B stored n×k).
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
+    m: usize, k: usize, n: usize,
+    a: &[f32], a_t: bool, lda: usize,
+    b: &[f32], b_t: bool, ldb: usize,
+    c: &mut [f32], ldc: usize,
+    beta: f32,
+) {
+    if compute_precision() == Precision::BFloat16 && m > 0 && n > 0 {
+        check_bounds(m, k, n, a, a_t, lda, b, b_t, ldb, c, ldc);
+        let (rsa, csa) = if a_t { (1, lda) } else { (lda, 1) };
+        let (rsb, csb) = if b_t { (1, ldb) } else { (ldb, 1) };
+        let (a, b) = (super::bf16::Strided { data: a, rs: rsa, cs: csa }, super::bf16::Strided { data: b, rs: rsb, cs: csb });
+        super::bf16::sgemm(m, k, n, a, b, c, ldc, beta != 0.0);
+        return;
+    }
+    sgemm_f32(m, k, n, a, a_t, lda, b, b_t, ldb, c, ldc, beta);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_bounds(m: usize, k: usize, n: usize, a: &[f32], a_t: bool, lda: usize, b: &[f32], b_t: bool, ldb: usize,
+                c: &[f32], ldc: usize) {
+    let (rsa, csa) = if a_t { (1, lda) } else { (lda, 1) };
+    let (rsb, csb) = if b_t { (1, ldb) } else { (ldb, 1) };
+    if k > 0 {
+        assert!(a.len() > (m - 1) * rsa + (k - 1) * csa, "sgemm: A too small");
+        assert!(b.len() > (k - 1) * rsb + (n - 1) * csb, "sgemm: B too small");
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "sgemm: C too small");
+}
+
+/// `sgemm` in float32 whatever the compute precision.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_f32(
     m: usize, k: usize, n: usize,
     a: &[f32], a_t: bool, lda: usize,
     b: &[f32], b_t: bool, ldb: usize,
@@ -34,11 +91,7 @@ pub fn sgemm(
     let (rsa, csa) = if a_t { (1, lda) } else { (lda, 1) };
     let (rsb, csb) = if b_t { (1, ldb) } else { (ldb, 1) };
     // Bounds that matrixmultiply relies on; checked here so the unsafe call below is sound.
-    if k > 0 {
-        assert!(a.len() > (m - 1) * rsa + (k - 1) * csa, "sgemm: A too small");
-        assert!(b.len() > (k - 1) * rsb + (n - 1) * csb, "sgemm: B too small");
-    }
-    assert!(c.len() >= (m - 1) * ldc + n, "sgemm: C too small");
+    check_bounds(m, k, n, a, a_t, lda, b, b_t, ldb, c, ldc);
     #[cfg(target_arch = "x86_64")]
     if !portable() && !a_t && !b_t && n.is_multiple_of(16) && (beta == 0.0 || beta == 1.0) && super::avx512::available() {
         // Safety: the bounds above cover every element the strides reach; the CPU has AVX-512F.

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod augment;
 pub mod avx512;
+pub mod bf16;
 pub mod conv;
 pub mod conv_pool;
 pub mod conv_transpose;
