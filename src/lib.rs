@@ -35,5 +35,6 @@ fn _rconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     py::norm::register(m)?;
     py::resample::register(m)?;
+    py::precision::register(m)?;
     Ok(())
 }

@@ -55,6 +55,9 @@ def adam_update(
     step: int, v_hat: Optional[_F32] = None,
 ) -> None: ...
 def num_threads() -> int: ...
+def set_compute_precision(name: str) -> None: ...
+def compute_precision() -> str: ...
+def bf16_kernel() -> str: ...
 def affine_transform(
     images: _F32, transforms: _F32, interpolation: str, fill_mode: str, fill_value: float,
     output_shape: Optional[Tuple[int, int]] = None,
@@ -82,7 +85,7 @@ def layer_norm_backward(
 # == convolutions: dilation, groups, depthwise, transposed (py/conv.rs) ==
 __all__ += [
     "conv2d_general", "conv2d_general_backward", "depthwise_conv2d", "depthwise_conv2d_backward",
-    "conv2d_transpose", "conv2d_transpose_backward",
+    "conv2d_transpose", "conv2d_transpose_backward", "set_winograd", "winograd_enabled", "winograd_tile",
 ]
 
 def conv2d_general(
@@ -109,6 +112,11 @@ def conv2d_transpose_backward(
     x: _F32, kernel: _F32, grad_y: _F32, strides: Tuple[int, int], padding: str, dilation_rate: Tuple[int, int],
     need_grad_x: bool = True,
 ) -> Tuple[Optional[_F32], _F32, _F32]: ...
+def set_winograd(enabled: bool, tile: int = 0) -> None: ...
+def winograd_enabled() -> bool: ...
+def winograd_tile(
+    input_shape: list[int], kernel_shape: list[int], strides: Tuple[int, int], padding: str,
+) -> int: ...
 
 # == activations with parameters (py/activation.rs) ==
 __all__ += ["activation_with", "activation_with_backward", "activation_saves_input", "prelu", "prelu_backward"]

@@ -508,6 +508,7 @@ mod tests {
         all
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run(backend: Backend, m: usize, k: usize, n: usize, a: Strided, b: Strided, c: &mut [f32], ldc: usize, acc: bool) {
         match backend {
             Backend::Portable => portable(m, k, n, a, b, c, ldc, acc),

@@ -10,4 +10,5 @@ pub(crate) mod loss;
 pub(crate) mod norm;
 pub(crate) mod optim;
 pub(crate) mod pool;
+pub(crate) mod precision;
 pub(crate) mod resample;
