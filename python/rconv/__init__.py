@@ -5,7 +5,7 @@
 from . import distribution  # first: MPI ranks sharing a machine split its cores before the Rust core starts
 from . import ops
 from . import activations, backend, callbacks, config, constraints, initializers, regularizers
-from . import layers, losses, metrics, models, optimizers, utils
+from . import layers, losses, metrics, mixed_precision, models, optimizers, utils
 from . import saving
 from . import applications
 from .autograd import GradientTape

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import context
+from ..mixed_precision import kernels
 
 
 class Tape:
@@ -41,10 +42,11 @@ def forward(plan, steps, inputs: list, training=False):
     activity = {}
     for s, x in zip(plan.input_slots, inputs):
         values[s] = x
-    with context.scope(training=bool(training)) as ctx:
+    with context.scope(training=bool(training)) as ctx, kernels.walk():
         for i, step in enumerate(steps):
             if step is None or step.skip:
                 continue
+            kernels.use_layer(step.layer)  # the layer's compute precision (mixed_bfloat16) for its kernels
             arg = [values[p] for p in step.parents] if step.multi else values[step.parents[0]]
             if training is None and step.training is not None:  # Keras: a call's own `training` argument
                 with context.scope(training=step.training):  # applies when the caller gives none
@@ -105,7 +107,7 @@ def backward(plan, tape: Tape, output_grads: list, trainable_ids, need_input_gra
         if g is not None:
             grads[s] = g if grads[s] is None else grads[s] + g
     weight_grads: dict = {}
-    with context.scope(training=True, trainable_ids=trainable_ids):
+    with context.scope(training=True, trainable_ids=trainable_ids), kernels.walk():
         for i in range(len(steps) - 1, -1, -1):
             step, g = steps[i], grads[i]
             if i in tape.activity and step is not None and (need_input_grad or upstream[i]):
@@ -115,6 +117,7 @@ def backward(plan, tape: Tape, output_grads: list, trainable_ids, need_input_gra
             if step is None or g is None or step.skip or not (need_input_grad or upstream[i]):
                 continue
             need_in = need_input_grad or any(upstream[p] for p in step.parents)
+            kernels.use_layer(step.layer)
             grad_in, layer_grads = step.runner.backward(ctxs[i], g, need_input_grad=need_in)
             for var, lg in zip(step.owner.weights, layer_grads or ()):
                 if lg is not None:

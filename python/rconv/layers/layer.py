@@ -19,8 +19,9 @@ import math
 
 import numpy as np
 
-from .. import activations, autograd, backend, constraints, initializers, regularizers
+from .. import activations, autograd, backend, constraints, initializers, mixed_precision, regularizers
 from ..graph import context
+from ..mixed_precision import kernels
 from ..keras_tensor import KerasTensor
 from ..variables import Variable
 
@@ -30,11 +31,14 @@ def serialize_dtype(dtype: str = "float32") -> dict:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
 
 
-def _check_dtype(dtype, layer_name: str) -> None:
-    if isinstance(dtype, dict):  # a serialized DTypePolicy from a Keras config
-        dtype = dtype.get("config", {}).get("name", "float32")
-    if dtype not in (None, "float32"):
-        raise ValueError(f"Layer '{layer_name}': rconv computes in float32 only, got dtype={dtype!r}")
+def _check_dtype(dtype, layer_name: str):
+    """The layer's DTypePolicy from its `dtype` argument (None: the global policy; a name, a policy, or a
+    serialized policy from a Keras config); rconv runs float32 and mixed_bfloat16 (`rconv.mixed_precision`)."""
+    try:
+        policy = mixed_precision.get(dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Layer '{layer_name}': {e}") from None
+    return mixed_precision.policy.check_supported(policy, layer_name)
 
 
 def shape_str(shape) -> str:
@@ -63,7 +67,7 @@ class Layer:
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
-        _check_dtype(dtype, self.name)
+        self._dtype_policy = _check_dtype(dtype, self.name)
         self._trainable = bool(trainable)
         self.activity_regularizer = regularizers.get(activity_regularizer)  # penalty on the outputs, or None
         self.built = False
@@ -101,7 +105,27 @@ class Layer:
 
     @property
     def dtype(self) -> str:
+        """The variables' dtype (Keras 3: an alias of `variable_dtype`)."""
         return "float32"
+
+    @property
+    def dtype_policy(self):
+        """The layer's `rconv.mixed_precision.DTypePolicy` (float32 unless given or set globally)."""
+        policy = getattr(self, "_dtype_policy", None)
+        return policy if policy is not None else mixed_precision.DTypePolicy("float32")
+
+    @dtype_policy.setter
+    def dtype_policy(self, value) -> None:
+        self._dtype_policy = _check_dtype(value, self.name)
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the layer's GEMMs compute in ("float32" or "bfloat16"); outputs stay float32 arrays."""
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self.dtype_policy.variable_dtype
 
     @property
     def trainable(self) -> bool:
@@ -255,10 +279,11 @@ class Layer:
         self._check_input_spec(shapes)
         if type(self).compute_output_shape is not Layer.compute_output_shape:
             self.compute_output_shape(_freeze_shape(shapes))  # window fits, merge shapes agree (named errors)
-        if autograd.should_record(self, inputs):  # a GradientTape is recording
-            return autograd.record_call(self, list(inputs) if isinstance(inputs, tuple) else inputs, x, training)
-        with context.scope(training=bool(training)):
-            return self.call(x, training=training)
+        with kernels.layer_scope(self):  # the layer's compute precision for its kernels
+            if autograd.should_record(self, inputs):  # a GradientTape is recording
+                return autograd.record_call(self, list(inputs) if isinstance(inputs, tuple) else inputs, x, training)
+            with context.scope(training=bool(training)):
+                return self.call(x, training=training)
 
     def call(self, inputs, training=None):
         if type(self).forward is Layer.forward:
@@ -289,7 +314,7 @@ class Layer:
 
     # --- serialization -----------------------------------------------------------------------------
     def get_config(self) -> dict:
-        config = {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype()}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": serialize_dtype(self.dtype_policy.name)}
         if self.activity_regularizer is not None:  # Keras 3 writes it only when set
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
