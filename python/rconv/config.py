@@ -27,9 +27,13 @@ def is_kernel_fusion_enabled() -> bool:
     return _fusion
 
 
+# Keras's `keras.config` names for the dtype policy (one implementation, in `rconv.mixed_precision`).
+from .mixed_precision.policy import dtype_policy, set_dtype_policy  # noqa: E402
+
 # Keras's `keras.config` names for the backend settings (one implementation, in `rconv.backend`).
 from .backend import (backend, epsilon, floatx, image_data_format, set_epsilon,  # noqa: E402
                       set_floatx, set_image_data_format)
 
 __all__ = ["enable_kernel_fusion", "disable_kernel_fusion", "is_kernel_fusion_enabled", "floatx", "set_floatx",
+           "dtype_policy", "set_dtype_policy",
            "image_data_format", "set_image_data_format", "epsilon", "set_epsilon", "backend"]
