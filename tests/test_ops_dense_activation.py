@@ -97,6 +97,43 @@ def test_dense_deterministic_and_large(ops):
     ref.assert_close(gb, R(gy).sum(0), "dense_backward grad_bias n=200 in=300 out=70")
 
 
+@pytest.mark.parametrize("n,fin,fout", [(32, 1100, 130), (49, 513, 64), (97, 40, 200), (20, 1025, 17),
+                                         (1, 600, 65), (48, 512, 1)])
+def test_dense_work_split_boundaries(ops, n, fin, fout):
+    # row blocks of 48, column strips of 64, depth slices of 512, batches not a multiple of 16
+    rng = np.random.default_rng(n * 7 + fin + fout)
+    x, k = rng.standard_normal((n, fin)).astype(np.float32), rng.standard_normal((fin, fout)).astype(np.float32)
+    b, gy = rng.standard_normal(fout).astype(np.float32), rng.standard_normal((n, fout)).astype(np.float32)
+    what = f"n={n} in={fin} out={fout}"
+    z = R(x) @ R(k) + R(b)
+    ref.assert_close(ops.dense(x, k, b), z, f"dense {what}")
+    y = ops.dense(x, k, b, activation="relu")
+    ref.assert_close(y, np.maximum(z, 0), f"dense relu {what}")
+    gx, gk, gb = ops.dense_backward(x, k, gy, relu_output=y)
+    g = R(gy) * (R(y) > 0)
+    ref.assert_close(gx, g @ R(k).T, f"dense_backward grad_x {what}")
+    ref.assert_close(gk, R(x).T @ g, f"dense_backward grad_kernel {what}")
+    ref.assert_close(gb, g.sum(0), f"dense_backward grad_bias {what}")
+    assert ops.dense_backward(x, k, gy, need_grad_x=False)[0] is None
+
+
+def test_dense_results_do_not_depend_on_thread_count(tmp_path):
+    from threads import arrays_per_thread_count
+    script = r"""
+import sys
+import numpy as np
+from rconv import ops
+rng = np.random.default_rng(3)
+x = rng.standard_normal((50, 1300)).astype(np.float32)
+k = rng.standard_normal((1300, 200)).astype(np.float32)
+gy = rng.standard_normal((50, 200)).astype(np.float32)
+b = rng.standard_normal(200).astype(np.float32)
+np.savez(sys.argv[1], ops.dense(x, k, b, activation="relu"), *ops.dense_backward(x, k, gy))
+"""
+    for a, b in zip(*arrays_per_thread_count(script, tmp_path)):
+        np.testing.assert_array_equal(a, b)
+
+
 # --- activation cases ---------------------------------------------------------------------------------
 
 ACT_EDGE = [  # (shape, scale)

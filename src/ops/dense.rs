@@ -1,22 +1,54 @@
 //! Fully connected layer: y = x · W + b with x (n, in), W (in, out) as Keras stores it.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-
-use super::activation::mask_by_relu;
-use super::gemm::{affine, column_sums, sgemm, transpose};
+use super::activation::{mask_by_relu, relu_in_place};
+use super::gemm::{column_sums, sgemm};
 use super::LinearGrads;
-use crate::alloc::zeros;
-use crate::error::{shape_err, OpResult};
+use crate::error::{shape_err, OpError, OpResult};
 
-/// Rows per parallel work item; fixed so results never depend on the thread count.
-const BLOCK_ROWS: usize = 16;
+/// Work split, fixed so results never depend on the thread count. A work item is a block of `ROWS` rows
+/// (a multiple of the micro-kernel's 6) times `COLS` output columns (its widest tile); the forward pass
+/// walks the depth in `DEPTH` slices so a DEPTH×COLS panel of the kernel (128 KB) stays in L2 while every
+/// row tile reads it, and the kernel streams from memory once per row block instead of once per 6 rows.
+const ROWS: usize = 48;
+const COLS: usize = 64;
+const DEPTH: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dense {
     pub batch: usize,
     pub inputs: usize,
     pub units: usize,
+}
+
+/// A buffer of `len` floats whose `chunk`-sized pieces are each filled by `fill(index, piece)`, in parallel.
+/// The pieces are zeroed inside the parallel work item, just before `fill` overwrites them (in cache),
+/// instead of by one thread over the whole buffer first.
+fn par_filled(len: usize, chunk: usize, what: &str, fill: impl Fn(usize, &mut [f32]) + Sync) -> OpResult<Vec<f32>> {
+    let mut v: Vec<f32> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| OpError::Memory(format!("cannot allocate {what} ({len} floats)")))?;
+    v.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, piece)| {
+        piece.fill(MaybeUninit::new(0.0));
+        // Safety: every element of `piece` was just initialised; MaybeUninit<f32> has f32's layout.
+        let piece = unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        fill(i, piece);
+    });
+    // Safety: the loop above initialised the first `len` elements.
+    unsafe { v.set_len(len) };
+    Ok(v)
+}
+
+/// The transpose of a row-major `rows × cols` matrix, with `ld >= rows` columns (the extra ones zero).
+fn transposed(matrix: &[f32], rows: usize, cols: usize, ld: usize) -> OpResult<Vec<f32>> {
+    par_filled(cols * ld, ROWS * ld, "a transposed operand", |block, out| {
+        for (j, row) in out.chunks_exact_mut(ld).enumerate() {
+            let c = block * ROWS + j;
+            row[..rows].iter_mut().enumerate().for_each(|(r, v)| *v = matrix[r * cols + c]);
+        }
+    })
 }
 
 impl Dense {
@@ -36,34 +68,63 @@ impl Dense {
         Ok(Dense { batch: x[0], inputs: x[1], units: kernel[1] })
     }
 
-    /// y = x · W + b, with ReLU fused into the store when `relu` is set.
+    /// y = x · W + b, with ReLU fused into the store when `relu` is set. Each (row block, column strip)
+    /// item sums the depth in fixed `DEPTH` slices into its own tile, which is then copied into `y`.
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
-        let (k, u) = (self.inputs, self.units);
-        let mut y = zeros(&[self.batch, u], "the output")?;
-        y.par_chunks_mut(BLOCK_ROWS * u).enumerate().for_each(|(block, out)| {
-            affine(out.len() / u, k, u, &x[block * BLOCK_ROWS * k..], kernel, bias, relu, out);
-        });
-        Ok(y)
+        let (m, k, u) = (self.batch, self.inputs, self.units);
+        let (row_blocks, strips) = (m.div_ceil(ROWS), u.div_ceil(COLS));
+        let tiles = (0..row_blocks * strips).into_par_iter().map(|item| -> OpResult<(usize, usize, Vec<f32>)> {
+            let (r0, c0) = (item / strips * ROWS, item % strips * COLS);
+            let (rows, cols) = ((m - r0).min(ROWS), (u - c0).min(COLS));
+            let mut tile = crate::alloc::zeros(&[rows, cols], "a dense output tile")?;
+            if let Some(b) = bias {
+                tile.chunks_exact_mut(cols).for_each(|row| row.copy_from_slice(&b[c0..c0 + cols]));
+            }
+            for k0 in (0..k).step_by(DEPTH) {
+                let beta = if k0 > 0 || bias.is_some() { 1.0 } else { 0.0 };
+                sgemm(rows, (k - k0).min(DEPTH), cols, &x[r0 * k + k0..], false, k, &kernel[k0 * u + c0..], false, u,
+                      &mut tile, cols, beta);
+            }
+            if relu {
+                relu_in_place(&mut tile);
+            }
+            Ok((r0, c0, tile))
+        }).collect::<OpResult<Vec<_>>>()?;
+        par_filled(m * u, ROWS * u, "the output", |block, out| {
+            for (r0, c0, tile) in &tiles[block * strips..(block + 1) * strips] {
+                debug_assert_eq!(*r0, block * ROWS);
+                let cols = tile.len() / (out.len() / u);
+                for (dst, src) in out.chunks_exact_mut(u).zip(tile.chunks_exact(cols)) {
+                    dst[*c0..*c0 + cols].copy_from_slice(src);
+                }
+            }
+        })
     }
 
     /// (grad_x if asked, grad_kernel, grad_bias); `relu_output` masks `dy` first, as in `Conv2d::backward`.
+    /// grad_kernel = xᵀ · dy and grad_xᵀ = W · dyᵀ, both split over blocks of input features (the rows of W),
+    /// each summing the whole batch (or all units) in one pass: W and grad_kernel stream through memory once.
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool, relu_output: Option<&[f32]>)
                     -> OpResult<LinearGrads> {
         let dy = &*mask_by_relu(dy, relu_output)?;
         let (n, k, u) = (self.batch, self.inputs, self.units);
         let dx = need_dx.then(|| -> OpResult<Vec<f32>> {
-            let kernel_t = transpose(kernel, k, u)?; // dy · Wᵀ with a row-major right operand
-            let mut dx = zeros(&[n, k], "the input gradient")?;
-            dx.par_chunks_mut(BLOCK_ROWS * k).enumerate().for_each(|(block, d)| {
-                sgemm(d.len() / k, u, k, &dy[block * BLOCK_ROWS * u..], false, u, &kernel_t, false, k, d, k, 0.0);
-            });
-            Ok(dx)
+            let ld = n.next_multiple_of(16); // the fast kernel wants outputs a multiple of 16 wide
+            let dy_t = transposed(dy, n, u, ld)?;
+            let dx_t = par_filled(k * ld, ROWS * ld, "the input gradient", |block, d| {
+                sgemm(d.len() / ld, u, ld, &kernel[block * ROWS * u..], false, u, &dy_t, false, ld, d, ld, 0.0);
+            })?;
+            par_filled(n * k, 16 * k, "the input gradient", |block, d| {
+                let r0 = block * 16; // one cache line of each row of dx_t
+                for c in 0..k {
+                    d.chunks_exact_mut(k).enumerate().for_each(|(j, row)| row[c] = dx_t[c * ld + r0 + j]);
+                }
+            })
         }).transpose()?;
-        // grad_kernel rows are independent: split over input features, each summing the whole batch.
-        let mut dk = zeros(&[k, u], "the kernel gradient")?;
-        dk.par_chunks_mut(BLOCK_ROWS * u).enumerate().for_each(|(block, g)| {
-            sgemm(g.len() / u, n, u, &x[block * BLOCK_ROWS..], true, k, dy, false, u, g, u, 0.0);
-        });
+        let x_t = transposed(x, n, k, n)?;
+        let dk = par_filled(k * u, ROWS * u, "the kernel gradient", |block, g| {
+            sgemm(g.len() / u, n, u, &x_t[block * ROWS * n..], false, n, dy, false, u, g, u, 0.0);
+        })?;
         Ok((dx, dk, column_sums(dy, u)?))
     }
 }
