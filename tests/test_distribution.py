@@ -486,3 +486,75 @@ def test_too_small_global_batch_raises(tmp_path):
     proc = _run(tmp_path, {"optimizer": "sgd", "batch_size": 1, "epochs": 1, "samples": 10}, check=False,
                 timeout=120)
     assert proc.returncode != 0 and "fewer samples than the 2 ranks" in proc.stderr
+
+
+IMAGE_WORKER = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import rconv
+    from rconv import distribution, layers
+    from rconv.preprocessing import _decode
+    from rconv.preprocessing.image import ImageDataGenerator
+    from rconv.preprocessing.iterators import Iterator
+    from rconv.utils.image_dataset import ImageDataset
+
+    cfg = json.loads(sys.argv[1])
+    if cfg["dist"]:
+        distribution.set_distribution(distribution.DataParallel())
+    rank = distribution.process_id()
+    rconv.utils.set_random_seed(11)
+    Iterator.prefetch = ImageDataset.prefetch_batches = 0  # no decoding ahead: the loads are exactly the rows used
+    loads = []
+    load_reduced = _decode.load_reduced
+
+    def counted(path, *args, **kwargs):
+        loads.append(os.path.basename(path))
+        return load_reduced(path, *args, **kwargs)
+    _decode.load_reduced = counted
+    model = rconv.Sequential([layers.Input((12, 12, 3)), layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
+                              layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    if cfg["source"] == "flow_from_directory":  # augmented: the draws are made for the whole global batch
+        data = ImageDataGenerator(rescale=1 / 255, rotation_range=30, zoom_range=0.2, horizontal_flip=True)
+        data = data.flow_from_directory(cfg["images"], target_size=(12, 12), batch_size=7, class_mode="sparse",
+                                        seed=3)
+    else:
+        data = rconv.utils.image_dataset_from_directory(cfg["images"], image_size=(12, 12), batch_size=7, seed=3,
+                                                        verbose=False)
+    history = model.fit(data, epochs=2, verbose=0)
+    tag = "single" if not cfg["dist"] else f"rank{rank}"
+    np.savez(os.path.join(cfg["out"], tag + ".npz"), *[w.numpy() for w in model.weights])
+    with open(os.path.join(cfg["out"], tag + ".json"), "w") as f:
+        json.dump({"history": history.history, "loads": len(loads)}, f)
+""")
+
+
+@pytest.mark.parametrize("source", ["flow_from_directory", "image_dataset_from_directory"])
+def test_each_rank_decodes_only_its_rows(tmp_path, source):
+    """20 JPEGs (decoded at reduced size), global batch 7, 2 epochs: each rank decodes (and augments) only its
+    rows of every global batch, the two ranks' loads add up to the one process's, and training is the same."""
+    from PIL import Image
+    mpirun = _mpirun()
+    rng = np.random.default_rng(2)
+    for label in range(2):
+        (tmp_path / "images" / f"class{label}").mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / f"class{label}" / f"{i}.jpg")
+    script = tmp_path / "image_worker.py"
+    script.write_text(IMAGE_WORKER)
+    for ranks in (0, 2):
+        cfg = json.dumps({"source": source, "images": str(tmp_path / "images"), "out": str(tmp_path),
+                          "dist": ranks > 0})
+        cmd = [sys.executable, str(script), cfg]
+        if ranks:
+            cmd = [mpirun, "--oversubscribe", "--allow-run-as-root", "-n", str(ranks)] + cmd
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=_env())
+        assert proc.returncode == 0, proc.stderr
+    (single, h_single), (rank0, h0), (rank1, h1) = (_load(tmp_path, t) for t in ("single", "rank0", "rank1"))
+    assert h_single["loads"] == 40 and h0["loads"] + h1["loads"] == 40 and 0 < h0["loads"] < 40
+    assert h0["history"] == h1["history"]
+    for a, b, c in zip(single, rank0, rank1):
+        np.testing.assert_array_equal(b, c)
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(a))
+    np.testing.assert_allclose(h0["history"]["loss"], h_single["history"]["loss"], rtol=1e-5)
