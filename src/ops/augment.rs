@@ -189,11 +189,13 @@ impl Resample {
         if !(sx >= 0.0 && sy >= 0.0 && sx < (self.width - 1) as f32 && sy < (self.height - 1) as f32) {
             return false;
         }
-        let (x0, y0) = (sx.floor(), sy.floor());
+        // Non-negative here, so truncation is `floor` (without a libm call); the taps are whole numbers < width.
+        let (xi, yi) = (sx as usize, sy as usize);
+        let (x0, y0) = (xi as f32, yi as f32);
         let (x1, y1) = (x0 + 1.0, y0 + 1.0);
         let (wx0, wx1, wy0, wy1) = (x1 - sx, sx - x0, y1 - sy, sy - y0);
         let c = self.channels;
-        let i00 = ((y0 as usize) * self.width + x0 as usize) * c;
+        let i00 = (yi * self.width + xi) * c;
         let i10 = i00 + self.width * c;
         let (top_row, bottom_row) = (&image[i00..i00 + 2 * c], &image[i10..i10 + 2 * c]);
         for (ch, v) in px.iter_mut().enumerate() {
