@@ -298,3 +298,57 @@ def test_epoch_iterator_shards_image_inputs(tmp_path, monkeypatch):
         np.testing.assert_array_equal(py, fy)
     with pytest.raises(ValueError, match="rank"):
         EpochIterator(ds, shard=(2, 2))
+
+
+# --- PyDataset(workers > 1): batches loaded ahead by threads, used in order ---------------------------------------
+
+def test_pydataset_workers_prefetch_in_order():
+    import rconv
+    from rconv.utils import PyDataset
+
+    class Data(PyDataset):
+        def __init__(self, fail_at=None, **kw):
+            super().__init__(**kw)
+            self.fail_at, self.calls, self.running, self.peak = fail_at, [], 0, 0
+            self.lock = threading.Lock()
+
+        def __len__(self):
+            return 9
+
+        def __getitem__(self, i):
+            with self.lock:
+                self.calls.append(i)
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            time.sleep(0.01 * ((i * 7) % 3))  # finish out of order
+            with self.lock:
+                self.running -= 1
+            if i == self.fail_at:
+                raise KeyError(f"batch {i} failed")
+            x = np.full((2, 3), i, np.float32)
+            return x, np.full((2, 1), i, np.float32)
+
+    serial = [b for _, b in EpochIterator(Data()).enumerate_epoch()]
+    data = Data(workers=3, max_queue_size=4)
+    threaded = [b for _, b in EpochIterator(data).enumerate_epoch()]
+    assert [int(b[0][0, 0]) for b in threaded] == list(range(9)) and data.peak > 1 and data.running == 0
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(KeyError, match="batch 4 failed"):
+        list(EpochIterator(Data(fail_at=4, workers=2)).enumerate_epoch())
+    # an abandoned pass leaves no load running
+    data = Data(workers=2)
+    it = EpochIterator(data).enumerate_epoch()
+    next(it)
+    it.close()
+    assert data.running == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("rconv-pydataset")]
+    # fit on it trains like the serial dataset
+    def train(ds):
+        rconv.utils.set_random_seed(0)
+        model = rconv.Sequential([rconv.layers.Input((3,)), rconv.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(ds, epochs=2, verbose=0)
+        return model.get_weights()
+    for a, b in zip(train(Data()), train(Data(workers=4))):
+        np.testing.assert_array_equal(a, b)

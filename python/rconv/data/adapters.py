@@ -10,7 +10,10 @@ tuple `(x, y, sample_weight)` of structures of NumPy arrays (`y` / `sample_weigh
 * `PyDatasetAdapter`: `rconv.utils.Sequence` / `PyDataset` and anything with `__getitem__` and `__len__`
   (or `num_batches`, which may be None for an endless dataset). `shuffle` shuffles the batch order every pass
   (Keras 3), except for rconv's image iterators (`ImageDataGenerator.flow*`), which shuffle their samples
-  themselves. `on_epoch_begin` / `on_epoch_end` are called around every epoch.
+  themselves. `on_epoch_begin` / `on_epoch_end` are called around every epoch. A PyDataset with `workers > 1`
+  has its next batches loaded by that many threads (at most `max_queue_size` ahead) while the current one
+  trains; they are used in order, so the batches are the same whatever the timing, and no load is still
+  running when the pass ends (before `on_epoch_end`). rconv's image iterators prefetch by themselves.
 * `IterableDataAdapter`: re-iterable datasets with `__iter__` but no `__getitem__`, such as what
   `rconv.utils.image_dataset_from_directory` returns: every pass calls `iter()` again. `len()` gives the
   batches per pass (a `len()` raising TypeError means unknown / endless, as for `tf.data`).
@@ -27,6 +30,8 @@ slicing is unchanged. Other inputs are produced whole.
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import itertools
 import math
 import numbers
@@ -252,8 +257,32 @@ class PyDatasetAdapter(DataAdapter):
 
             def get(i):
                 return get_shard(i, shard)
+        workers = getattr(self.py_dataset, "workers", 1)
+        if isinstance(workers, numbers.Integral) and workers > 1 and not _shuffles_itself(self.py_dataset):
+            yield from self._prefetched(get, order, int(workers))
+            return
         for i in order:
             yield standardize_batch(get(int(i)), self.class_weight)
+
+    def _prefetched(self, get, order, workers):
+        """Batches `get(i)` for `i` in `order`, loaded by `workers` threads up to `max_queue_size` ahead, in order."""
+        ahead = getattr(self.py_dataset, "max_queue_size", 10)
+        ahead = max(workers, int(ahead) if isinstance(ahead, numbers.Integral) and ahead > 0 else 10)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rconv-pydataset")
+        pending: collections.deque = collections.deque()
+        order = iter(order)
+        try:
+            for i in itertools.islice(order, ahead):
+                pending.append(pool.submit(get, int(i)))
+            while pending:
+                batch = pending.popleft().result()
+                for i in itertools.islice(order, 1):
+                    pending.append(pool.submit(get, int(i)))
+                yield standardize_batch(batch, self.class_weight)
+        finally:  # an abandoned or failed pass: drop the queued loads, wait for the running ones
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)
 
     def on_epoch_begin(self):
         hook = getattr(self.py_dataset, "on_epoch_begin", None)

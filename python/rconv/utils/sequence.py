@@ -5,9 +5,11 @@ from __future__ import annotations
 class PyDataset:
     """Subclass and implement `__len__` (batches per epoch) and `__getitem__(index)` returning a batch
     `x`, `(x, y)` or `(x, y, sample_weight)`; `on_epoch_end` runs after every training epoch (e.g. to
-    reshuffle). `fit(dataset)` then uses `len(dataset)` steps per epoch. `workers`,
-    `use_multiprocessing` and `max_queue_size` are accepted for Keras compatibility; batches are loaded
-    in the training thread."""
+    reshuffle). `fit(dataset)` then uses `len(dataset)` steps per epoch. With
+    `workers > 1`, that many threads load the next batches (at most `max_queue_size` ahead, used in order)
+    while the current one trains, so `__getitem__` must be thread-safe, as in Keras; `use_multiprocessing` is
+    accepted for Keras compatibility (threads are used). With `workers=1` batches are loaded in the training
+    thread."""
 
     def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
         self._workers = workers
