@@ -198,10 +198,17 @@ impl Resample {
         let i00 = (yi * self.width + xi) * c;
         let i10 = i00 + self.width * c;
         let (top_row, bottom_row) = (&image[i00..i00 + 2 * c], &image[i10..i10 + 2 * c]);
-        for (ch, v) in px.iter_mut().enumerate() {
-            let top = wx0 * top_row[ch] + wx1 * top_row[c + ch];
-            let bottom = wx0 * bottom_row[ch] + wx1 * bottom_row[c + ch];
-            *v = wy0 * top + wy1 * bottom;
+        let w = [wx0, wx1, wy0, wy1];
+        match c {
+            3 => lerp_pixel::<3>(top_row, bottom_row, px, w),
+            1 => lerp_pixel::<1>(top_row, bottom_row, px, w),
+            _ => {
+                for (ch, v) in px.iter_mut().enumerate() {
+                    let top = wx0 * top_row[ch] + wx1 * top_row[c + ch];
+                    let bottom = wx0 * bottom_row[ch] + wx1 * bottom_row[c + ch];
+                    *v = wy0 * top + wy1 * bottom;
+                }
+            }
         }
         true
     }
@@ -295,6 +302,19 @@ impl Resample {
                 add(d, wy1 * wx1);
             }
         }
+    }
+}
+
+/// One bilinear pixel of `C` channels from the pixel pairs `top` / `bottom` (2C values each) with the weights
+/// (wx0, wx1, wy0, wy1): `sample`'s arithmetic in the same order, with the channel count known at compile time.
+#[inline(always)]
+fn lerp_pixel<const C: usize>(top: &[f32], bottom: &[f32], px: &mut [f32], w: [f32; 4]) {
+    let [wx0, wx1, wy0, wy1] = w;
+    let (top, bottom, px) = (&top[..2 * C], &bottom[..2 * C], &mut px[..C]);
+    for ch in 0..C {
+        let t = wx0 * top[ch] + wx1 * top[C + ch];
+        let b = wx0 * bottom[ch] + wx1 * bottom[C + ch];
+        px[ch] = wy0 * t + wy1 * b;
     }
 }
 
