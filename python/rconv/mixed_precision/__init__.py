@@ -10,7 +10,9 @@ differs from Keras: activations stay float32 arrays between layers (Keras passes
 only the GEMM inputs are rounded, and elementwise work (bias, activations, pooling, normalization,
 losses) stays float32; variables and the optimizer are float32 in both, and bfloat16 needs no loss
 scaling. The few-tap first convolutions (input channels × taps ≤ 32, AVX-512 gather kernels) and the
-depthwise kernels stay float32. ``float16`` compute and non-float32 variables are not supported (layers
+depthwise kernels stay float32; so do the backward GEMMs of layers run eagerly under a `GradientTape`
+(model training and prediction go through the executor, which sets every layer's precision for its
+forward and backward). ``float16`` compute and non-float32 variables are not supported (layers
 raise ValueError). Saved files write the policy as Keras 3 does, so Keras loads them.
 """
 from .policy import (DTypePolicy, FloatDTypePolicy, Policy, deserialize, dtype_policy, get, global_policy,
