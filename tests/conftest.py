@@ -14,3 +14,14 @@ def fresh_session():
     as Keras's own TestCase.setUp does; test files no longer need their own copy of this fixture."""
     from rconv import backend
     backend.clear_session()
+
+
+@pytest.fixture
+def direct_convolution():
+    """Run the test with Winograd convolution off (restored afterwards), for tests whose expectation is the
+    direct convolution's exact float32 result (integer-valued inputs, ill-conditioned outputs)."""
+    from rconv import config
+    was = config.is_winograd_enabled()
+    config.set_winograd_enabled(False)
+    yield
+    config.set_winograd_enabled(was)

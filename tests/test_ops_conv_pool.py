@@ -501,7 +501,8 @@ def test_pointwise_kernel_and_bias_grads(ops):
 
 
 # Integer-valued inputs make the conv exact in float32, so maxima tie often (and ReLU zeros are exact):
-# the gradient must go to the first maximum in row-major window order, as the winners say.
+# the gradient must go to the first maximum in row-major window order, as the winners say. Exactness needs the
+# direct convolution (Winograd's transforms round), hence `direct_convolution`.
 TIE_CASES = [i for i, c in enumerate(CASES) if c["ph"] * c["pw"] > 1 and c["n"] <= 4][:40]
 
 
@@ -516,7 +517,7 @@ def _tie_inputs(i, c):
 
 @pytest.mark.parametrize("i", [pytest.param(i, id=IDS[i], marks=[])
                                for i in TIE_CASES])
-def test_ties_go_to_first_max(ops, i):
+def test_ties_go_to_first_max(ops, i, direct_convolution):
     c = CASES[i]
     x, k, b, gy = _tie_inputs(i, c)
     g = _geom(c)
@@ -533,7 +534,7 @@ def test_ties_go_to_first_max(ops, i):
     ref.assert_close(gb, rgb, f"ties grad_bias {IDS[i]}")
 
 
-def test_tie_cases_have_ties(ops):
+def test_tie_cases_have_ties(ops, direct_convolution):
     # The tie tests only bite if windows really hold a repeated positive maximum, where "first
     # maximum" and "some other maximum" differ: count such (window, channel) pairs.
     ties = 0

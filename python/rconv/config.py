@@ -5,6 +5,10 @@
   unfused layers (the same maxima; gradients up to float32 summation order). On by default; the
   environment variable ``RCONV_FUSION=0`` or `disable_kernel_fusion()` turns it off (tests compare both).
   A model picks the setting up the next time it runs: its plan variants are keyed by it.
+* Winograd convolution: 3×3 stride-1 `Conv2D` layers whose shape the kernels' cost model favours run
+  Winograd's F(2×2,3×3) or F(4×4,3×3) algorithm (fewer multiplications, float32 rounding up to about
+  10⁻⁵ of the terms' magnitude). On by default; ``RCONV_WINOGRAD=0`` or `set_winograd_enabled(False)`
+  turns it off for every later call.
 """
 from __future__ import annotations
 
@@ -27,6 +31,18 @@ def is_kernel_fusion_enabled() -> bool:
     return _fusion
 
 
+def set_winograd_enabled(enabled: bool, tile: int = 0) -> None:
+    """Winograd convolution on or off; `tile` 2 or 4 forces F(2×2,3×3) or F(4×4,3×3) where it applies
+    (0: chosen per layer shape)."""
+    from . import _rconv
+    _rconv.set_winograd(bool(enabled), int(tile))
+
+
+def is_winograd_enabled() -> bool:
+    from . import _rconv
+    return _rconv.winograd_enabled()
+
+
 # Keras's `keras.config` names for the dtype policy (one implementation, in `rconv.mixed_precision`).
 from .mixed_precision.policy import dtype_policy, set_dtype_policy  # noqa: E402
 
@@ -34,6 +50,6 @@ from .mixed_precision.policy import dtype_policy, set_dtype_policy  # noqa: E402
 from .backend import (backend, epsilon, floatx, image_data_format, set_epsilon,  # noqa: E402
                       set_floatx, set_image_data_format)
 
-__all__ = ["enable_kernel_fusion", "disable_kernel_fusion", "is_kernel_fusion_enabled", "floatx", "set_floatx",
-           "dtype_policy", "set_dtype_policy",
+__all__ = ["enable_kernel_fusion", "disable_kernel_fusion", "is_kernel_fusion_enabled", "set_winograd_enabled",
+           "is_winograd_enabled", "floatx", "set_floatx", "dtype_policy", "set_dtype_policy",
            "image_data_format", "set_image_data_format", "epsilon", "set_epsilon", "backend"]

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 pub mod grouped;
+pub mod winograd;
 
 use super::activation::mask_by_relu;
 use super::avx512;
@@ -246,6 +247,9 @@ impl Conv2d {
     /// y = conv(x, kernel) + bias, shape `output_shape()`, with ReLU applied in the same pass when
     /// `relu` is set (the block is still in cache, so the activation costs no extra memory sweep).
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
+        if let Some(w) = self.winograd() {
+            return w.forward(x, kernel, bias, relu);
+        }
         let (taps, cout) = (self.taps(), self.cout);
         let mut y = zeros(&self.output_shape(), "the output")?;
         // Small convolutions (batch-1 inference) run on the calling thread: waking the pool costs more.
@@ -294,6 +298,9 @@ impl Conv2d {
     pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool, relu_output: Option<&[f32]>)
                     -> OpResult<LinearGrads> {
         let dy = &*mask_by_relu(dy, relu_output)?;
+        if let Some(w) = self.winograd() {
+            return w.backward(x, kernel, dy, need_dx);
+        }
         let lhs = self.operand(x)?;
         if self.batch * self.pixels_per_image() * self.taps() <= WHOLE_COL_VALUES && !self.is_pointwise() && lhs.gather.is_none() {
             self.backward_whole(x, kernel, dy, need_dx)

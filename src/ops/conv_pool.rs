@@ -11,7 +11,8 @@
 
 use rayon::prelude::*;
 
-use super::conv::{partial_count, sum_partials, Conv2d};
+use super::conv::winograd::{Scratch as WinogradScratch, Winograd};
+use super::conv::{partial_count, sum_partials, Conv2d, Scratch};
 use super::gemm::{add_column_sums, transpose};
 use super::simd::multiversion;
 use super::geometry::Padding;
@@ -64,6 +65,10 @@ impl ConvReluMaxPool {
             return Ok((y, winners.then_some(at)));
         }
         let lhs = self.conv.operand(x)?;
+        // 3×3 stride-1 layers may run Winograd's algorithm instead (`conv::winograd`), image by image too.
+        let wino = self.conv.winograd();
+        let u = wino.map(|w| w.kernel(kernel, false)).transpose()?;
+        let x_len = self.conv.image_len();
         let failed = FirstError::default();
         let at_chunks: Vec<Option<&mut [u32]>> = if winners {
             at.chunks_mut(out_len).map(Some).collect()
@@ -71,14 +76,18 @@ impl ConvReluMaxPool {
             (0..self.pool.batch).map(|_| None).collect()
         };
         y.par_chunks_mut(out_len).zip(at_chunks).enumerate().with_min_len(self.min_images()).for_each_init(
-            || Ok((zeros(&[self.pool.image_len()], "the per-image convolution output")?, self.conv.scratch()?)),
+            || Ok((zeros(&[self.pool.image_len()], "the per-image convolution output")?, scratches(&self.conv, wino, false)?)),
             |buffers, (n, (yn, mut at_n))| {
                 let (z, scratch) = match buffers {
                     Ok((z, scratch)) => (z, scratch),
                     Err(e) => return failed.record(e),
                 };
                 let pixels = self.conv.pixels_per_image();
-                self.conv.forward_pixels(&lhs, kernel, bias, true, n * pixels, z, scratch);
+                match (scratch, wino, &u) {
+                    (Scratches::Winograd(s, _), Some(w), Some(u)) => w.forward_image(&x[n * x_len..][..x_len], u, bias, true, z, s),
+                    (Scratches::Direct(s), ..) => self.conv.forward_pixels(&lhs, kernel, bias, true, n * pixels, z, s),
+                    _ => unreachable!("the scratch matches the path"),
+                }
                 max_pool_image(&self.pool, z, yn, at_n.as_deref_mut());
                 if let Some(at_n) = at_n {
                     drop_relu_zeros(yn, at_n);
@@ -111,7 +120,12 @@ impl ConvReluMaxPool {
             return Ok((need_dx.then_some(dx), dk, db));
         }
         let lhs = conv.operand(x)?;
-        let kernel_t = if need_dx { transpose(kernel, taps, cout)? } else { Vec::new() };
+        let wino = conv.winograd();
+        let kernel_t = match wino {
+            _ if !need_dx => Vec::new(),
+            Some(w) => w.kernel(kernel, true)?, // the transformed flipped kernel
+            None => transpose(kernel, taps, cout)?,
+        };
         let failed = FirstError::default();
         let dx_chunks: Vec<Option<&mut [f32]>> = if need_dx && x_len > 0 {
             dx.chunks_mut(per_chunk * x_len).map(Some).collect()
@@ -122,26 +136,40 @@ impl ConvReluMaxPool {
         // while their convolution-output gradient still fits in L2.
         let group = (GROUP_VALUES / z_len.max(1)).clamp(1, per_chunk);
         kernel_parts.par_chunks_mut(taps * cout).zip(bias_parts.par_chunks_mut(cout)).zip(dx_chunks).enumerate().for_each_init(
-            || Ok((zeros(&[group, z_len], "the convolution-output gradient")?, conv.scratch()?)),
+            || Ok((zeros(&[group, z_len], "the convolution-output gradient")?, scratches(conv, wino, true)?)),
             |buffers, (i, ((kernel_part, bias_part), mut dx_chunk))| {
                 let (g, scratch) = match buffers {
                     Ok((g, scratch)) => (g, scratch),
                     Err(e) => return failed.record(e),
                 };
+                if let Scratches::Winograd(_, du) = scratch {
+                    du.fill(0.0);
+                }
                 let images = i * per_chunk..((i + 1) * per_chunk).min(batch);
                 for first in images.clone().step_by(group) {
                     let count = group.min(images.end - first);
                     let g = &mut g[..count * z_len];
                     // The convolution output's gradient: each pooled gradient lands on its window's winner.
                     scatter(&dy[first * out_len..][..count * out_len], &winners[first * out_len..][..count * out_len], z_len, out_len, g);
-                    conv.accumulate_kernel_grad(&lhs, g, first * pixels, scratch, kernel_part);
+                    match (&mut *scratch, wino) {
+                        (Scratches::Winograd(s, du), Some(w)) => w.accumulate_kernel_grad(&x[first * x_len..][..count * x_len], g, du, s),
+                        (Scratches::Direct(s), _) => conv.accumulate_kernel_grad(&lhs, g, first * pixels, s, kernel_part),
+                        _ => unreachable!("the scratch matches the path"),
+                    }
                     add_column_sums(g, bias_part);
                     if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
                         for (k, gn) in g.chunks_exact(z_len).enumerate() {
                             let dxn = &mut dx_chunk[(first + k - images.start) * x_len..][..x_len];
-                            conv.image_input_grad(gn, &kernel_t, scratch, dxn);
+                            match (&mut *scratch, wino) {
+                                (Scratches::Winograd(s, _), Some(w)) => w.input_grad_image(gn, &kernel_t, dxn, s),
+                                (Scratches::Direct(s), _) => conv.image_input_grad(gn, &kernel_t, s, dxn),
+                                _ => unreachable!("the scratch matches the path"),
+                            }
                         }
                     }
+                }
+                if let (Scratches::Winograd(_, du), Some(w)) = (scratch, wino) {
+                    w.kernel_grad_into(du, kernel_part);
                 }
             },
         );
@@ -149,6 +177,19 @@ impl ConvReluMaxPool {
         let grad_x = need_dx.then_some(dx);
         Ok((grad_x, sum_partials(&kernel_parts, taps * cout)?, sum_partials(&bias_parts, cout)?))
     }
+}
+
+/// A worker's buffers: the direct path's im2col scratch, or Winograd's (and its kernel-gradient sum).
+enum Scratches {
+    Direct(Scratch),
+    Winograd(WinogradScratch, Vec<f32>),
+}
+
+fn scratches(conv: &Conv2d, wino: Option<Winograd>, backward: bool) -> OpResult<Scratches> {
+    Ok(match wino {
+        Some(w) => Scratches::Winograd(w.scratch()?, if backward { w.kernel_grad_buffer()? } else { Vec::new() }),
+        None => Scratches::Direct(conv.scratch()?),
+    })
 }
 
 multiversion! {

@@ -7,7 +7,7 @@ use super::args::*;
 use crate::error::{OpError, OpResult};
 use crate::ops::LinearGrads;
 use crate::ops::conv::grouped::GroupedConv;
-use crate::ops::conv::Conv2d;
+use crate::ops::conv::{winograd, Conv2d};
 use crate::ops::conv_transpose::ConvTranspose;
 use crate::ops::depthwise::Depthwise;
 use crate::ops::conv_pool::ConvReluMaxPool;
@@ -107,6 +107,36 @@ fn conv2d_relu_max_pool_backward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, ke
     let (dx, dk, db) = run(py, op, || fused.backward(xs, ks, dys, ats, need_grad_x))?;
     let dx = dx.map(|d| output(py, d, x.shape())).transpose()?;
     Ok((dx, output(py, dk, k.shape())?, output(py, db, &[fused.conv.cout])?))
+}
+
+/// Turns Winograd convolution for 3×3 stride-1 layers on or off (`tile` 0: chosen per shape; 2 or 4:
+/// F(2×2,3×3) or F(4×4,3×3) wherever it applies).
+#[pyfunction]
+#[pyo3(signature = (enabled, tile=0))]
+fn set_winograd(enabled: bool, tile: usize) -> PyResult<()> {
+    let mode = match (enabled, tile) {
+        (false, _) => 0,
+        (true, 0) => 1,
+        (true, 2 | 4) => tile as u8,
+        _ => return Err(pyo3::exceptions::PyValueError::new_err(format!("set_winograd: tile must be 0, 2 or 4, got {tile}"))),
+    };
+    winograd::set_mode(mode);
+    Ok(())
+}
+
+#[pyfunction]
+fn winograd_enabled() -> bool {
+    winograd::mode() != 0
+}
+
+/// The Winograd tile size m a convolution of these shapes runs with now (0: the direct path).
+#[pyfunction]
+fn winograd_tile(input_shape: Vec<usize>, kernel_shape: Vec<usize>, strides: &Bound<'_, PyAny>, padding: &str) -> PyResult<usize> {
+    let op = "winograd_tile";
+    let strides = pair(op, "strides", strides)?;
+    let conv = Conv2d::new(&input_shape, &kernel_shape, strides, Padding::parse(padding).map_err(shape_error(op))?)
+        .map_err(shape_error(op))?;
+    Ok(conv.winograd().map_or(0, |w| w.tile()))
 }
 
 /// The kernels with the dilation-aware geometry: one forward and one backward binding shape for all.
@@ -247,5 +277,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(depthwise_conv2d_backward, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_transpose, m)?)?;
     m.add_function(wrap_pyfunction!(conv2d_transpose_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(set_winograd, m)?)?;
+    m.add_function(wrap_pyfunction!(winograd_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(winograd_tile, m)?)?;
     Ok(())
 }

@@ -1,0 +1,523 @@
+//! Winograd convolution F(m×m, 3×3) for 3×3 stride-1 convolutions, m = 2 or 4 (Lavin & Gray,
+//! arXiv:1509.09308): each m×m output tile is Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A over an (m+2)² input tile d,
+//! so the (m+2)² element-wise products, summed over input channels, are (m+2)² independent GEMMs of
+//! shape (tiles × cin) · (cin × cout): 2.25× (m = 2) or 4× (m = 4) fewer multiplications than direct.
+//!
+//! * The forward and the input gradient are the same correlation (the latter over the output gradient,
+//!   with the kernel flipped and its channels swapped), computed in bands of whole tile rows so that
+//!   every work item writes its own rows of the output; the input transform is fused with the tile
+//!   gather (zeros outside the image), the output transform with the scatter, bias and ReLU.
+//! * The kernel gradient is the adjoint of the forward: Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dY Aᵀ)] G, its tile
+//!   sum accumulated in the transformed domain per work chunk (chunks fixed by the shape), each chunk
+//!   transformed back and the chunks added in order, so no result depends on the thread count.
+//! * Rounding: the transforms' constants (up to 8 for m = 4) add float32 rounding beyond a direct
+//!   convolution's, about 10⁻⁶ (m = 2) and 10⁻⁵ (m = 4) of the magnitude of the terms.
+//!
+//! `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that tile size wherever it
+//! applies (tests, benchmarks); the default picks per shape by a cost model.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rayon::prelude::*;
+
+use super::{partial_count, sum_partials, Conv2d};
+use crate::alloc::{zeros, FirstError};
+use crate::error::OpResult;
+use crate::ops::gemm::{column_sums, sgemm};
+use crate::ops::simd::multiversion;
+use crate::ops::LinearGrads;
+
+/// Tiles per transform-and-GEMM block: one GEMM per tile element over this many rows.
+const BLOCK_TILES: usize = 128;
+/// Cost of one transform multiply-add over a channel vector, relative to one GEMM multiply-add: the
+/// transforms are memory-bound element-wise passes.
+const TRANSFORM_COST: f64 = 3.0;
+/// Below this many GEMM multiply-adds per 16-wide depth, GEMM efficiency drops (short inner products).
+const DEPTH_HALF_EFFICIENCY: f64 = 12.0;
+/// Below about this much work a call runs on the calling thread.
+const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+
+/// A Winograd transform set: Bᵀ (α×α), G (α×3), Aᵀ (m×α), row-major, α = m + 2.
+#[derive(Debug)]
+pub(crate) struct Transform {
+    pub m: usize,
+    bt: &'static [f32],
+    g: &'static [f64],
+    at: &'static [f32],
+}
+
+impl Transform {
+    fn alpha(&self) -> usize {
+        self.m + 2
+    }
+}
+
+#[rustfmt::skip]
+static F2: Transform = Transform {
+    m: 2,
+    bt: &[1.0, 0.0, -1.0, 0.0,
+          0.0, 1.0, 1.0, 0.0,
+          0.0, -1.0, 1.0, 0.0,
+          0.0, 1.0, 0.0, -1.0],
+    g: &[1.0, 0.0, 0.0,
+         0.5, 0.5, 0.5,
+         0.5, -0.5, 0.5,
+         0.0, 0.0, 1.0],
+    at: &[1.0, 1.0, 1.0, 0.0,
+          0.0, 1.0, -1.0, -1.0],
+};
+
+#[rustfmt::skip]
+static F4: Transform = Transform {
+    m: 4,
+    bt: &[4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+          0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+          0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+          0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+          0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+          0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    g: &[1.0 / 4.0, 0.0, 0.0,
+         -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+         -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+         1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+         1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+         0.0, 0.0, 1.0],
+    at: &[1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+          0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+          0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+          0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+};
+
+/// 0 = off, 1 = per-shape choice, 2 / 4 = that tile size wherever it applies; `UNSET` until read.
+static MODE: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+/// The current mode (from `RCONV_WINOGRAD` on first use: `0`/`off` disables, `2`/`4` forces a tile size).
+pub fn mode() -> u8 {
+    match MODE.load(Ordering::Relaxed) {
+        UNSET => {
+            let env = std::env::var("RCONV_WINOGRAD").unwrap_or_default().trim().to_ascii_lowercase();
+            let m = match env.as_str() {
+                "0" | "off" | "false" | "no" => 0,
+                "2" => 2,
+                "4" => 4,
+                _ => 1,
+            };
+            let _ = MODE.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed);
+            MODE.load(Ordering::Relaxed)
+        }
+        m => m,
+    }
+}
+
+/// Sets the mode (0 off, 1 per-shape choice, 2 or 4 forced); other values are refused.
+pub fn set_mode(m: u8) -> bool {
+    let ok = matches!(m, 0 | 1 | 2 | 4);
+    if ok {
+        MODE.store(m, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// One correlation out[oy, ox, o] = Σ in[oy + ky − pad_y, ox + kx − pad_x, i] · k[ky, kx, i, o] (zero
+/// outside the input), per image.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    pad_y: usize,
+    pad_x: usize,
+    cin: usize,
+    cout: usize,
+}
+
+/// A Winograd plan for one `Conv2d`: its forward and input-gradient correlations and the tiling.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Winograd {
+    conv: Conv2d,
+    tf: &'static Transform,
+    fwd: Geom,
+    bwd: Geom,
+}
+
+/// Per-thread buffers: transformed inputs (α² × tiles × channels), products, and one tile's temporaries.
+pub(crate) struct Scratch {
+    v: Vec<f32>,
+    p: Vec<f32>,
+    t: Vec<f32>,
+}
+
+impl Conv2d {
+    /// The Winograd plan for this convolution, when it is a 3×3 stride-1 one, Winograd is on, and the
+    /// cost model (or the forced mode) prefers it to the direct path.
+    pub(crate) fn winograd(&self) -> Option<Winograd> {
+        let (r, c) = (&self.rows, &self.cols);
+        if (r.window, c.window, r.stride, c.stride) != (3, 3, 1, 1) || self.batch == 0 || r.output == 0 || c.output == 0 {
+            return None;
+        }
+        let tf = match mode() {
+            0 => return None,
+            2 => &F2,
+            4 => &F4,
+            _ => {
+                let direct = self.direct_cost();
+                let (f2, f4) = (self.winograd_cost(&F2), self.winograd_cost(&F4));
+                if f2.min(f4) >= direct {
+                    return None;
+                }
+                if f2 <= f4 { &F2 } else { &F4 }
+            }
+        };
+        Some(self.winograd_with(tf))
+    }
+
+    /// The Winograd plan with transform `tf` (3×3 stride-1 convolutions only).
+    fn winograd_with(&self, tf: &'static Transform) -> Winograd {
+        let (r, c) = (&self.rows, &self.cols);
+        let fwd = Geom { h: r.input, w: c.input, oh: r.output, ow: c.output, pad_y: r.pad_before, pad_x: c.pad_before,
+                         cin: self.cin, cout: self.cout };
+        let bwd = Geom { h: r.output, w: c.output, oh: r.input, ow: c.input, pad_y: 2 - r.pad_before, pad_x: 2 - c.pad_before,
+                         cin: self.cout, cout: self.cin };
+        Winograd { conv: *self, tf, fwd, bwd }
+    }
+
+    /// Estimated cost (GEMM multiply-add units) of the direct path per image: an im2col GEMM of depth 9·cin.
+    fn direct_cost(&self) -> f64 {
+        let depth = (9 * self.cin) as f64;
+        (self.pixels_per_image() * 9 * self.cin * self.cout) as f64 * gemm_penalty(depth, self.cout)
+    }
+
+    fn winograd_cost(&self, tf: &Transform) -> f64 {
+        let a = tf.alpha();
+        let tiles = (self.rows.output.div_ceil(tf.m) * self.cols.output.div_ceil(tf.m)) as f64;
+        let (cin, cout) = (self.cin as f64, self.cout as f64);
+        let gemm = (a * a) as f64 * cin * cout * gemm_penalty(cin, self.cout);
+        let nnz = |m: &[f32]| m.iter().filter(|&&v| v != 0.0).count() as f64;
+        // Input transform: two passes of α² outputs with nnz(Bᵀ)/α terms each; output: m·α and m² outputs.
+        let input = 2.0 * a as f64 * nnz(tf.bt) * cin;
+        let output = (tf.m as f64 + (tf.m * tf.m) as f64 / a as f64) * nnz(tf.at) * cout;
+        tiles * (gemm + TRANSFORM_COST * (input + output))
+    }
+}
+
+/// GEMM time per multiply-add relative to a deep, 16-aligned GEMM.
+fn gemm_penalty(depth: f64, n: usize) -> f64 {
+    let aligned = if n.is_multiple_of(16) { 1.0 } else { 1.6 };
+    aligned * (1.0 + DEPTH_HALF_EFFICIENCY / depth)
+}
+
+impl Winograd {
+    pub fn tile(&self) -> usize {
+        self.tf.m
+    }
+
+    fn tiles(&self, g: &Geom) -> (usize, usize) {
+        (g.oh.div_ceil(self.tf.m), g.ow.div_ceil(self.tf.m))
+    }
+
+    /// Tile rows per band: about `BLOCK_TILES` tiles, at least one row.
+    fn band_rows(&self, g: &Geom) -> usize {
+        (BLOCK_TILES / self.tiles(g).1).max(1)
+    }
+
+    pub fn scratch(&self) -> OpResult<Scratch> {
+        let (a, ch) = (self.tf.alpha(), self.conv.cin.max(self.conv.cout));
+        Ok(Scratch {
+            v: zeros(&[a * a, BLOCK_TILES, ch], "the Winograd input tiles")?,
+            p: zeros(&[a * a, BLOCK_TILES, ch], "the Winograd products")?,
+            t: zeros(&[a * a, ch], "the Winograd tile")?,
+        })
+    }
+
+    /// The transformed kernel G g Gᵀ (α² × cin × cout) for the forward; with `flipped`, that of the
+    /// kernel rotated by 180° with its channels swapped (α² × cout × cin), for the input gradient.
+    pub fn kernel(&self, kernel: &[f32], flipped: bool) -> OpResult<Vec<f32>> {
+        let (a, ci, co) = (self.tf.alpha(), self.conv.cin, self.conv.cout);
+        let mut taps = zeros(&[9, ci, co], "the flipped kernel")?;
+        if flipped {
+            for (t, dst) in taps.chunks_exact_mut(ci * co).enumerate() {
+                let src = &kernel[(8 - t) * ci * co..][..ci * co];
+                for (i, row) in src.chunks_exact(co).enumerate() {
+                    row.iter().enumerate().for_each(|(o, &v)| dst[o * ci + i] = v);
+                }
+            }
+        } else {
+            taps.copy_from_slice(&kernel[..9 * ci * co]);
+        }
+        let mut u = zeros(&[a * a, ci, co], "the Winograd kernel")?;
+        let g = self.tf.g;
+        u.par_chunks_mut(ci * co).enumerate().for_each(|(e, ue)| {
+            let coef: Vec<f32> = (0..9).map(|t| (g[(e / a) * 3 + t / 3] * g[(e % a) * 3 + t % 3]) as f32).collect();
+            combine(&coef, &taps, ue, false);
+        });
+        Ok(u)
+    }
+
+    /// One image's correlation `g` (forward or input gradient) over tile rows `band·R..`, into `out`
+    /// (that band's output rows); `u` is the matching transformed kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn band(&self, g: &Geom, input: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool, band: usize, out: &mut [f32],
+            s: &mut Scratch) {
+        let (a, tw) = (self.tf.alpha(), self.tiles(g).1);
+        let rows = self.band_rows(g);
+        let first = band * rows * tw;
+        let end = ((band + 1) * rows * tw).min(self.tiles(g).0 * tw);
+        for t0 in (first..end).step_by(BLOCK_TILES) {
+            let n = BLOCK_TILES.min(end - t0);
+            input_tiles(self.tf, g, input, t0, n, &mut s.v, &mut s.t);
+            for e in 0..a * a {
+                sgemm(n, g.cin, g.cout, &s.v[e * BLOCK_TILES * g.cin..], false, g.cin, &u[e * g.cin * g.cout..], false,
+                      g.cout, &mut s.p[e * BLOCK_TILES * g.cout..], g.cout, 0.0);
+            }
+            output_tiles(self.tf, g, &s.p, t0, n, band * rows * self.tf.m, bias, relu, out, &mut s.t);
+        }
+    }
+
+    /// All bands of one image of correlation `g` into `out` (the whole output image, overwritten).
+    #[allow(clippy::too_many_arguments)]
+    fn image(&self, g: &Geom, input: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool, out: &mut [f32], s: &mut Scratch) {
+        let band_len = self.band_rows(g) * self.tf.m * g.ow * g.cout;
+        for (b, chunk) in out.chunks_mut(band_len).enumerate() {
+            self.band(g, input, u, bias, relu, b, chunk, s);
+        }
+    }
+
+    /// One image's convolution output (bias and ReLU fused) from its input `x` and `u = kernel(.., false)`.
+    pub fn forward_image(&self, x: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool, out: &mut [f32], s: &mut Scratch) {
+        self.image(&self.fwd, x, u, bias, relu, out, s);
+    }
+
+    /// One image's input gradient (overwritten) from its output gradient and `u = kernel(.., true)`.
+    pub fn input_grad_image(&self, dy: &[f32], u: &[f32], dx: &mut [f32], s: &mut Scratch) {
+        self.image(&self.bwd, dy, u, None, false, dx, s);
+    }
+
+    /// Correlation `g` over the whole batch, in parallel over (image, band) items fixed by the shape.
+    fn run(&self, g: &Geom, input: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
+        let batch = self.conv.batch;
+        let mut out = zeros(&[batch, g.oh, g.ow, g.cout], "the output")?;
+        let (in_len, out_len) = (g.h * g.w * g.cin, g.oh * g.ow * g.cout);
+        let band_len = self.band_rows(g) * self.tf.m * g.ow * g.cout;
+        let items: Vec<(usize, usize, &mut [f32])> = out.chunks_mut(out_len).enumerate()
+            .flat_map(|(n, img)| img.chunks_mut(band_len).enumerate().map(move |(b, c)| (n, b, c))).collect();
+        let flops = 2 * band_len * g.cin * 9;
+        let failed = FirstError::default();
+        items.into_par_iter().with_min_len(PARALLEL_MIN_FLOPS.div_ceil(flops)).for_each_init(
+            || self.scratch(),
+            |s, (n, b, chunk)| match s {
+                Ok(s) => self.band(g, &input[n * in_len..][..in_len], u, bias, relu, b, chunk, s),
+                Err(e) => failed.record(e),
+            },
+        );
+        failed.into_result()?;
+        Ok(out)
+    }
+
+    /// y = conv(x, kernel) + bias (ReLU fused when `relu`), the whole batch.
+    pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
+        self.run(&self.fwd, x, &self.kernel(kernel, false)?, bias, relu)
+    }
+
+    /// The transformed-domain kernel-gradient accumulator `du` (α² × cin × cout) for `kernel_grad_into`.
+    pub fn kernel_grad_buffer(&self) -> OpResult<Vec<f32>> {
+        let a = self.tf.alpha();
+        zeros(&[a * a, self.conv.cin, self.conv.cout], "the Winograd kernel-gradient sum")
+    }
+
+    /// du += Σ over the tiles of images `x` (whole images) of (Bᵀ d B)ᵀ ⊙ (A dY Aᵀ), `dy` their output gradients.
+    pub fn accumulate_kernel_grad(&self, x: &[f32], dy: &[f32], du: &mut [f32], s: &mut Scratch) {
+        let g = &self.fwd;
+        let (in_len, out_len) = (g.h * g.w * g.cin, g.oh * g.ow * g.cout);
+        for (xn, dyn_) in x.chunks_exact(in_len).zip(dy.chunks_exact(out_len)) {
+            self.accumulate_tiles(xn, dyn_, 0, usize::MAX, du, s);
+        }
+    }
+
+    /// du += the kernel-gradient terms of tiles `first..end` (clipped) of one image.
+    fn accumulate_tiles(&self, x: &[f32], dy: &[f32], first: usize, end: usize, du: &mut [f32], s: &mut Scratch) {
+        let (g, a) = (&self.fwd, self.tf.alpha());
+        let (th, tw) = self.tiles(g);
+        for t0 in (first..end.min(th * tw)).step_by(BLOCK_TILES) {
+            let n = BLOCK_TILES.min(end.min(th * tw) - t0);
+            input_tiles(self.tf, g, x, t0, n, &mut s.v, &mut s.t);
+            grad_tiles(self.tf, g, dy, t0, n, &mut s.p, &mut s.t);
+            for e in 0..a * a {
+                sgemm(g.cin, n, g.cout, &s.v[e * BLOCK_TILES * g.cin..], true, g.cin, &s.p[e * BLOCK_TILES * g.cout..], false,
+                      g.cout, &mut du[e * g.cin * g.cout..], g.cout, 1.0);
+            }
+        }
+    }
+
+    /// part (3 × 3 × cin × cout) += Gᵀ du G: the kernel gradient of an accumulated `du`.
+    pub fn kernel_grad_into(&self, du: &[f32], part: &mut [f32]) {
+        let (a, len, g) = (self.tf.alpha(), self.conv.cin * self.conv.cout, self.tf.g);
+        part.par_chunks_mut(len).enumerate().for_each(|(t, pt)| {
+            let coef: Vec<f32> = (0..a * a).map(|e| (g[(e / a) * 3 + t / 3] * g[(e % a) * 3 + t % 3]) as f32).collect();
+            combine(&coef, du, pt, true);
+        });
+    }
+
+    /// (grad_x if asked, grad_kernel, grad_bias) of the whole batch (`dy` already masked by any ReLU).
+    pub fn backward(&self, x: &[f32], kernel: &[f32], dy: &[f32], need_dx: bool) -> OpResult<LinearGrads> {
+        let (g, (th, tw)) = (&self.fwd, self.tiles(&self.fwd));
+        let (cin, cout, batch) = (g.cin, g.cout, self.conv.batch);
+        let (in_len, out_len) = (g.h * g.w * cin, g.oh * g.ow * cout);
+        // Work items are (image, tile block); a number of chunks fixed by the shape each sum theirs.
+        let per_image = (th * tw).div_ceil(BLOCK_TILES);
+        let items = batch * per_image;
+        let chunks = partial_count(batch * g.oh * g.ow).min(items);
+        let per_chunk = items.div_ceil(chunks);
+        let chunks = items.div_ceil(per_chunk);
+        let mut parts = zeros(&[chunks, 9, cin, cout], "the kernel-gradient partial sums")?;
+        let failed = FirstError::default();
+        parts.par_chunks_mut(9 * cin * cout).enumerate().for_each_init(
+            || -> OpResult<_> { Ok((self.scratch()?, self.kernel_grad_buffer()?)) },
+            |buffers, (c, part)| {
+                let (s, du) = match buffers {
+                    Ok((s, du)) => (s, du),
+                    Err(e) => return failed.record(e),
+                };
+                du.fill(0.0);
+                for item in c * per_chunk..((c + 1) * per_chunk).min(items) {
+                    let (n, blk) = (item / per_image, item % per_image);
+                    self.accumulate_tiles(&x[n * in_len..][..in_len], &dy[n * out_len..][..out_len], blk * BLOCK_TILES,
+                                          (blk + 1) * BLOCK_TILES, du, s);
+                }
+                self.kernel_grad_into(du, part);
+            },
+        );
+        failed.into_result()?;
+        let grad_kernel = sum_partials(&parts, 9 * cin * cout)?;
+        let grad_bias = column_sums(dy, cout)?;
+        let grad_x = need_dx.then(|| self.run(&self.bwd, dy, &self.kernel(kernel, true)?, None, false)).transpose()?;
+        Ok((grad_x, grad_kernel, grad_bias))
+    }
+}
+
+multiversion! {
+    /// out (= 0 first unless `add`) += Σ_t coef[t] · src[t] over equal-length blocks of `src` (zero
+    /// coefficients skipped): the kernel's transform and its adjoint.
+    fn combine(coef: &[f32], src: &[f32], out: &mut [f32], add: bool) {
+        if !add {
+            out.fill(0.0);
+        }
+        for (&c, block) in coef.iter().zip(src.chunks_exact(out.len().max(1))) {
+            if c != 0.0 {
+                out.iter_mut().zip(block).for_each(|(o, &v)| *o += c * v);
+            }
+        }
+    }
+}
+
+/// dst = Σ_k m[row·α + k] · src_k, for `src(k)` vectors (None: zero).
+#[inline(always)]
+fn mix<'a>(m: &[f32], row: usize, a: usize, dst: &mut [f32], src: impl Fn(usize) -> Option<&'a [f32]>) {
+    dst.fill(0.0);
+    for k in 0..a {
+        let c = m[row * a + k];
+        if c != 0.0 {
+            if let Some(s) = src(k) {
+                dst.iter_mut().zip(s).for_each(|(d, &v)| *d += c * v);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// v[e][q][..] = (Bᵀ d B)[e] for tiles t0..t0 + n of one image (d the tile gathered from `input`,
+    /// zero outside it); `t` is one tile's α² × cin temporary.
+    fn input_tiles(tf: &Transform, g: &Geom, input: &[f32], t0: usize, n: usize, v: &mut [f32], t: &mut [f32]) {
+        let (a, m, c) = (tf.alpha(), tf.m, g.cin);
+        let tw = g.ow.div_ceil(m);
+        let t = &mut t[..a * a * c];
+        for q in 0..n {
+            let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
+            let (y0, x0) = ((ty * m) as isize - g.pad_y as isize, (tx * m) as isize - g.pad_x as isize);
+            let pixel = |k: usize, j: usize| -> Option<&[f32]> {
+                let (iy, ix) = (y0 + k as isize, x0 + j as isize);
+                (iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w)
+                    .then(|| &input[((iy as usize) * g.w + ix as usize) * c..][..c])
+            };
+            // t[i][j] = Σ_k Bᵀ[i][k] d[k][j], then v[i][j] = Σ_k t[i][k] Bᵀ[j][k].
+            for (ij, dst) in t.chunks_exact_mut(c).enumerate() {
+                mix(tf.bt, ij / a, a, dst, |k| pixel(k, ij % a));
+            }
+            let t = &*t;
+            for e in 0..a * a {
+                let dst = &mut v[(e * BLOCK_TILES + q) * c..][..c];
+                mix(tf.bt, e % a, a, dst, |k| Some(&t[((e / a) * a + k) * c..][..c]));
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Output tiles t0..t0 + n of one image: Aᵀ P A (+ bias, ReLU) from the products `p`, written into
+    /// `out`, which holds the output rows from `row0` on; `s` is an m·α × cout temporary.
+    #[allow(clippy::too_many_arguments)]
+    fn output_tiles(tf: &Transform, g: &Geom, p: &[f32], t0: usize, n: usize, row0: usize, bias: Option<&[f32]>,
+                    relu: bool, out: &mut [f32], s: &mut [f32]) {
+        let (a, m, c) = (tf.alpha(), tf.m, g.cout);
+        let tw = g.ow.div_ceil(m);
+        let s = &mut s[..m * a * c];
+        for q in 0..n {
+            let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
+            // s[i][j] = Σ_k Aᵀ[i][k] P[k][j], then y[i][j] = Σ_k s[i][k] Aᵀ[j][k].
+            for (ij, dst) in s.chunks_exact_mut(c).enumerate() {
+                mix(tf.at, ij / a, a, dst, |k| Some(&p[((k * a + ij % a) * BLOCK_TILES + q) * c..][..c]));
+            }
+            for i in 0..m.min(g.oh - ty * m) {
+                for j in 0..m.min(g.ow - tx * m) {
+                    let dst = &mut out[((ty * m + i - row0) * g.ow + tx * m + j) * c..][..c];
+                    mix(tf.at, j, a, dst, |k| Some(&s[(i * a + k) * c..][..c]));
+                    if let Some(b) = bias {
+                        dst.iter_mut().zip(b).for_each(|(d, &b)| *d += b);
+                    }
+                    if relu {
+                        dst.iter_mut().for_each(|d| *d = d.max(0.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// w[e][q][..] = (A dY Aᵀ)[e] for output-gradient tiles t0..t0 + n of one image (zero beyond the
+    /// output); `s` is an α·m × cout temporary.
+    fn grad_tiles(tf: &Transform, g: &Geom, dy: &[f32], t0: usize, n: usize, w: &mut [f32], s: &mut [f32]) {
+        let (a, m, c) = (tf.alpha(), tf.m, g.cout);
+        let tw = g.ow.div_ceil(m);
+        let s = &mut s[..a * m * c];
+        // A = (Aᵀ)ᵀ: column i of Aᵀ as a row of length m.
+        let mut acol = [0.0f32; 6 * 4];
+        for i in 0..a {
+            for k in 0..m {
+                acol[i * m + k] = tf.at[k * a + i];
+            }
+        }
+        let acol = &acol[..a * m];
+        for q in 0..n {
+            let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
+            let pixel = |k: usize, l: usize| -> Option<&[f32]> {
+                let (oy, ox) = (ty * m + k, tx * m + l);
+                (oy < g.oh && ox < g.ow).then(|| &dy[(oy * g.ow + ox) * c..][..c])
+            };
+            // s[i][l] = Σ_k A[i][k] dY[k][l], then w[i][j] = Σ_l s[i][l] A[j][l].
+            for (il, dst) in s.chunks_exact_mut(c).enumerate() {
+                mix(acol, il / m, m, dst, |k| pixel(k, il % m));
+            }
+            let s = &*s;
+            for e in 0..a * a {
+                let dst = &mut w[(e * BLOCK_TILES + q) * c..][..c];
+                mix(acol, e % a, m, dst, |l| Some(&s[((e / a) * m + l) * c..][..c]));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "winograd_tests.rs"]
+mod tests;
