@@ -51,6 +51,18 @@ fn transposed(matrix: &[f32], rows: usize, cols: usize, ld: usize) -> OpResult<V
     })
 }
 
+/// The output buffer, written by the forward's work items at disjoint (row block, column strip) places.
+struct SharedOut(*mut f32);
+
+// Safety: the work items write disjoint parts of the buffer (see `Dense::forward`).
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 impl Dense {
     pub fn new(x: &[usize], kernel: &[usize]) -> OpResult<Self> {
         if x.len() != 2 {
@@ -73,32 +85,41 @@ impl Dense {
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (m, k, u) = (self.batch, self.inputs, self.units);
         let (row_blocks, strips) = (m.div_ceil(ROWS), u.div_ceil(COLS));
-        let tiles = (0..row_blocks * strips).into_par_iter().map(|item| -> OpResult<(usize, usize, Vec<f32>)> {
-            let (r0, c0) = (item / strips * ROWS, item % strips * COLS);
-            let (rows, cols) = ((m - r0).min(ROWS), (u - c0).min(COLS));
-            let mut tile = crate::alloc::zeros(&[rows, cols], "a dense output tile")?;
-            if let Some(b) = bias {
-                tile.chunks_exact_mut(cols).for_each(|row| row.copy_from_slice(&b[c0..c0 + cols]));
-            }
-            for k0 in (0..k).step_by(DEPTH) {
-                let beta = if k0 > 0 || bias.is_some() { 1.0 } else { 0.0 };
-                sgemm(rows, (k - k0).min(DEPTH), cols, &x[r0 * k + k0..], false, k, &kernel[k0 * u + c0..], false, u,
-                      &mut tile, cols, beta);
-            }
-            if relu {
-                relu_in_place(&mut tile);
-            }
-            Ok((r0, c0, tile))
-        }).collect::<OpResult<Vec<_>>>()?;
-        par_filled(m * u, ROWS * u, "the output", |block, out| {
-            for (r0, c0, tile) in &tiles[block * strips..(block + 1) * strips] {
-                debug_assert_eq!(*r0, block * ROWS);
-                let cols = tile.len() / (out.len() / u);
-                for (dst, src) in out.chunks_exact_mut(u).zip(tile.chunks_exact(cols)) {
-                    dst[*c0..*c0 + cols].copy_from_slice(src);
+        let mut y = crate::alloc::zeros(&[m, u], "the output")?;
+        let out = SharedOut(y.as_mut_ptr());
+        let failed = crate::alloc::FirstError::default();
+        (0..row_blocks * strips).into_par_iter().for_each_init(
+            || crate::alloc::zeros::<f32>(&[ROWS, COLS], "a dense output tile"),
+            |tile, item| {
+                let tile = match tile {
+                    Ok(tile) => tile,
+                    Err(e) => return failed.record(e),
+                };
+                let (r0, c0) = (item / strips * ROWS, item % strips * COLS);
+                let (rows, cols) = ((m - r0).min(ROWS), (u - c0).min(COLS));
+                let tile = &mut tile[..rows * cols];
+                match bias {
+                    Some(b) => tile.chunks_exact_mut(cols).for_each(|row| row.copy_from_slice(&b[c0..c0 + cols])),
+                    None => tile.fill(0.0),
                 }
-            }
-        })
+                for k0 in (0..k).step_by(DEPTH) {
+                    let beta = if k0 > 0 || bias.is_some() { 1.0 } else { 0.0 };
+                    sgemm(rows, (k - k0).min(DEPTH), cols, &x[r0 * k + k0..], false, k, &kernel[k0 * u + c0..], false,
+                          u, tile, cols, beta);
+                }
+                if relu {
+                    relu_in_place(tile);
+                }
+                for (r, src) in tile.chunks_exact(cols).enumerate() {
+                    // Safety: item (r0, c0) alone writes rows r0..r0+rows, columns c0..c0+cols of `y`, which
+                    // outlives the loop; the slices written by different items are disjoint.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.at((r0 + r) * u + c0), cols) };
+                    dst.copy_from_slice(src);
+                }
+            },
+        );
+        failed.into_result()?;
+        Ok(y)
     }
 
     /// (grad_x if asked, grad_kernel, grad_bias); `relu_output` masks `dy` first, as in `Conv2d::backward`.
