@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::simd::multiversion;
 use crate::error::{shape_err, OpResult};
 
 const CHUNK: usize = 1 << 14;
@@ -63,6 +64,50 @@ fn step_of(name: &str, step: u64) -> OpResult<f32> {
     Ok(step as f32)
 }
 
+/// RMSprop's hyper-parameters (one chunk's arguments).
+#[derive(Clone, Copy)]
+struct RmsHyper {
+    lr: f32,
+    rho: f32,
+    eps: f32,
+    momentum: f32,
+}
+
+multiversion! {
+    /// One chunk of `rmsprop`: the plain update (no momentum, not centered) as one vectorised pass.
+    fn rmsprop_chunk(p: &mut [f32], g: &[f32], v: &mut [f32], m: Option<&mut [f32]>, a: Option<&mut [f32]>,
+                     h: RmsHyper) {
+        let RmsHyper { lr, rho, eps, momentum } = h;
+        if let (None, None) = (&m, &a) {
+            for ((p, &gi), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                *v = rho * *v + (1.0 - rho) * gi * gi;
+                *p -= lr * gi / (*v + eps).sqrt();
+            }
+            return;
+        }
+        let (mut m, mut a) = (m, a);
+        for i in 0..p.len() {
+            let gi = g[i];
+            v[i] = rho * v[i] + (1.0 - rho) * gi * gi;
+            let denominator = match a.as_deref_mut() {
+                Some(a) => {
+                    a[i] = rho * a[i] + (1.0 - rho) * gi;
+                    v[i] - a[i] * a[i] + eps
+                }
+                None => v[i] + eps,
+            };
+            let increment = lr * gi / denominator.sqrt();
+            match m.as_deref_mut() {
+                Some(m) => {
+                    m[i] = momentum * m[i] + increment;
+                    p[i] -= m[i];
+                }
+                None => p[i] -= increment,
+            }
+        }
+    }
+}
+
 /// RMSprop: `v = ρ v + (1-ρ) g²`; centered (`a` given): `a = ρ a + (1-ρ) g`, `d = v - a² + ε`, else
 /// `d = v + ε`; `inc = lr g / sqrt(d)`; with a momentum buffer `m = μ m + inc; p -= m`, else `p -= inc`.
 #[allow(clippy::too_many_arguments)]
@@ -72,25 +117,13 @@ pub fn rmsprop(p: &mut [f32], g: &[f32], v: &mut [f32], m: Option<&mut [f32]>, m
     let mut states = vec![("velocity", v)];
     states.extend(m.map(|m| ("momentum buffer", m)));
     states.extend(a.map(|a| ("average gradient", a)));
-    let ia = 1 + has_m as usize;
+    let h = RmsHyper { lr, rho, eps, momentum };
     par_update(p, g, states, |p, g, s| {
-        for i in 0..p.len() {
-            let gi = g[i];
-            s[0][i] = rho * s[0][i] + (1.0 - rho) * gi * gi;
-            let denominator = if has_a {
-                s[ia][i] = rho * s[ia][i] + (1.0 - rho) * gi;
-                s[0][i] - s[ia][i] * s[ia][i] + eps
-            } else {
-                s[0][i] + eps
-            };
-            let increment = lr * gi / denominator.sqrt();
-            if has_m {
-                s[1][i] = momentum * s[1][i] + increment;
-                p[i] -= s[1][i];
-            } else {
-                p[i] -= increment;
-            }
-        }
+        let mut s = s.iter_mut();
+        let v = s.next().expect("velocity");
+        let m = if has_m { s.next().map(|m| &mut **m) } else { None };
+        let a = if has_a { s.next().map(|a| &mut **a) } else { None };
+        rmsprop_chunk(p, g, v, m, a, h);
     })
 }
 
@@ -101,23 +134,42 @@ pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], v_hat: Optio
             beta_2: f32, eps: f32, step: u64) -> OpResult<()> {
     let t = step_of("Adam", step)?;
     let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
-    let amsgrad = v_hat.is_some();
     let mut states = vec![("first moment", m), ("second moment", v)];
     states.extend(v_hat.map(|h| ("velocity_hat", h)));
     par_update(p, g, states, |p, g, s| {
-        for i in 0..p.len() {
-            let gi = g[i];
-            s[0][i] += (gi - s[0][i]) * (1.0 - beta_1);
-            s[1][i] += (gi * gi - s[1][i]) * (1.0 - beta_2);
-            let v = if amsgrad {
-                s[2][i] = s[2][i].max(s[1][i]);
-                s[2][i]
-            } else {
-                s[1][i]
-            };
-            p[i] -= s[0][i] * alpha / (v.sqrt() + eps);
-        }
+        let (m, rest) = s.split_first_mut().expect("first moment");
+        let (v, rest) = rest.split_first_mut().expect("second moment");
+        adam_chunk(p, g, m, v, rest.first_mut().map(|h| &mut **h), AdamHyper { alpha, beta_1, beta_2, eps });
     })
+}
+
+#[derive(Clone, Copy)]
+struct AdamHyper {
+    alpha: f32,
+    beta_1: f32,
+    beta_2: f32,
+    eps: f32,
+}
+
+multiversion! {
+    /// One chunk of `adam`, vectorised.
+    fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], v_hat: Option<&mut [f32]>, h: AdamHyper) {
+        let AdamHyper { alpha, beta_1, beta_2, eps } = h;
+        match v_hat {
+            None => for (((p, &gi), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m += (gi - *m) * (1.0 - beta_1);
+                *v += (gi * gi - *v) * (1.0 - beta_2);
+                *p -= *m * alpha / (v.sqrt() + eps);
+            },
+            Some(v_hat) => for ((((p, &gi), m), v), h) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                .zip(v_hat.iter_mut()) {
+                *m += (gi - *m) * (1.0 - beta_1);
+                *v += (gi * gi - *v) * (1.0 - beta_2);
+                *h = h.max(*v);
+                *p -= *m * alpha / (h.sqrt() + eps);
+            },
+        }
+    }
 }
 
 /// Adadelta: `a = ρ a + (1-ρ) g²; Δ = -sqrt(d + ε) g / sqrt(a + ε); d = ρ d + (1-ρ) Δ²; p += lr Δ`.
