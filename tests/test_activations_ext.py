@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import warnings
 
@@ -24,6 +22,7 @@ import pytest
 import rconv
 import reference as ref
 from contract_cases_activations import REFERENCES, SELU_ALPHA, SELU_SCALE, gelu_tanh, relu_with
+from keras_check import keras_python
 from rconv import activations, layers, ops
 
 
@@ -386,16 +385,9 @@ np.savez(sys.argv[2], **out)
 """
 
 
-def _keras_python():
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if exe is None or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
-    return exe
-
-
 @pytest.mark.keras
 def test_against_real_keras(tmp_path):
-    exe = _keras_python()
+    exe = keras_python()
     names = ["tanh", "elu", "selu", "gelu", "silu", "softplus", "softsign", "hard_sigmoid", "hard_silu",
              "leaky_relu", "relu6", "exponential", "mish", "sigmoid", "relu", "linear"]
     x = np.concatenate([np.linspace(-12, 12, 2401), [-1e-4, 1e-5, 30.0, -30.0, 80.0, -80.0]]).astype(np.float32)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rconv
-from test_keras_interop import _keras_python
+from keras_check import keras_python
 
 CASES = {  # key -> (application, input size, kwargs)
     "VGG19": ("VGG19", 32, {"classes": 5}),
@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def keras_files(tmp_path_factory):
-    exe = _keras_python()
+    exe = keras_python()
     out = tmp_path_factory.mktemp("keras_apps")
     run = subprocess.run([exe, "-c", SCRIPT, str(out), json.dumps(CASES)], capture_output=True, text=True,
                          timeout=1800)

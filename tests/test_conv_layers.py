@@ -13,6 +13,7 @@ import pytest
 import rconv
 from rconv import constraints, layers, regularizers
 from contract_cases_conv import conv2d_layer_ref, depthwise_layer_ref, separable_layer_ref, transpose_layer_ref
+from keras_check import check_in_keras, keras_python
 
 
 # --- ports of Keras's tests ------------------------------------------------------------------------------
@@ -243,10 +244,7 @@ def test_dilated_or_grouped_relu_conv_before_max_pool_is_not_fused():
 
 @pytest.mark.keras
 def test_rconv_model_with_every_layer_loads_in_real_keras(tmp_path):
-    import subprocess
-    from pathlib import Path
-    from test_keras_interop import _keras_python
-    exe = _keras_python()
+    exe = keras_python()
     rconv.utils.set_random_seed(4)
     model = _model()
     x = np.random.default_rng(2).standard_normal((3, 9, 8, 4)).astype(np.float32)
@@ -256,11 +254,7 @@ def test_rconv_model_with_every_layer_loads_in_real_keras(tmp_path):
     np.savez(tmp_path / "expected.npz", y=model.predict(x, verbose=0))
     for name in ("m.keras", "m.h5"):
         model.save(tmp_path / name)
-        result = subprocess.run([exe, str(Path(__file__).parent / "keras_fixtures" / "check_in_keras.py"),
-                                 str(tmp_path / name), str(tmp_path / "inputs.npz"), str(tmp_path / "expected.npz"),
-                                 "--atol", "1e-4"], capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0 and "OK" in result.stdout, (
-            f"{name}: {result.stdout[-2000:]}{result.stderr[-3000:]}")
+        check_in_keras(exe, tmp_path / name, tmp_path / "inputs.npz", tmp_path / "expected.npz", "--atol", "1e-4")
 
 
 def test_batch_norm_folds_into_a_grouped_dilated_conv():

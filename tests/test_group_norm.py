@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 import rconv
 import reference as ref
+from keras_check import check_in_keras, keras_python
 from rconv import constraints, layers, ops, regularizers
 from threads import arrays_per_thread_count
 
@@ -288,8 +288,7 @@ def test_real_keras_group_norm_model_loads_with_keras_predictions(filename):
 
 @pytest.mark.keras
 def test_rconv_group_norm_model_loads_in_real_keras(tmp_path):
-    from test_keras_interop import _keras_python
-    exe = _keras_python()
+    exe = keras_python()
     rconv.utils.set_random_seed(0)
     inp = rconv.Input((6, 5, 4), name="image")
     h = layers.GroupNormalization(groups=2, name="gn")(layers.Conv2D(4, 3, padding="same")(inp))
@@ -302,8 +301,4 @@ def test_rconv_group_norm_model_loads_in_real_keras(tmp_path):
     np.savez(tmp_path / "expected.npz", probs=model.predict(x, verbose=0))
     for name in ("m.keras", "m.h5"):
         model.save(tmp_path / name)
-        result = subprocess.run([exe, str(FIXTURES / "check_in_keras.py"), str(tmp_path / name),
-                                 str(tmp_path / "inputs.npz"), str(tmp_path / "expected.npz")],
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0 and "OK" in result.stdout, (
-            f"{name}: {result.stdout[-2000:]}{result.stderr[-3000:]}")
+        check_in_keras(exe, tmp_path / name, tmp_path / "inputs.npz", tmp_path / "expected.npz")

@@ -9,8 +9,6 @@
   `python3` must have keras + tensorflow; skipped otherwise).
 """
 import json
-import os
-import shutil
 import subprocess
 import textwrap
 import warnings
@@ -24,6 +22,7 @@ h5py = pytest.importorskip("h5py")
 
 import rconv  # noqa: E402
 from rconv import layers, saving  # noqa: E402
+from keras_check import keras_python  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
 
@@ -284,19 +283,9 @@ def test_handwritten_tfkeras2_h5_file(tmp_path, slot_order):
 
 
 # --- real Keras in a subprocess -------------------------------------------------------------------------
-def _keras_python():
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if not exe:
-        pytest.skip("no python3 with keras found (set RCONV_KERAS_PYTHON)")
-    probe = subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"{exe} cannot import keras + tensorflow (set RCONV_KERAS_PYTHON)")
-    return exe
-
-
 @pytest.mark.keras
 def test_rconv_files_load_in_real_keras(tmp_path):
-    exe = _keras_python()
+    exe = keras_python()
     rconv.utils.set_random_seed(0)
     model = rconv.Sequential([
         rconv.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
+from keras_check import keras_python
 from rconv import losses, registry
 
 EPS = float(np.float32(1e-7))
@@ -521,11 +522,8 @@ print("RESULTS" + json.dumps(results))
 def test_values_and_gradients_equal_real_keras():
     import json
     import os
-    import shutil
     import subprocess
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if not exe or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python3 with keras found (set RCONV_KERAS_PYTHON)")
+    exe = keras_python()
     out = subprocess.run([exe, "-c", KERAS_LOSS_SCRIPT], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-2000:]

@@ -6,8 +6,6 @@ and (`@pytest.mark.keras`) the same file loaded by real Keras 3 with equal predi
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import rconv
 import reference as ref
 from contract_cases_merging import dot_ref
+from keras_check import keras_python
 from rconv import layers
 
 X1 = np.array([[[0, 0], [1, 2], [0, 0], [3, 4]]], np.float32)
@@ -205,9 +204,7 @@ print("ok")
 
 @pytest.mark.keras
 def test_real_keras_loads_the_merge_model(tmp_path):
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if exe is None or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
+    exe = keras_python()
     rconv.utils.set_random_seed(2)
     model = _merge_model()
     prelu = next(lay for lay in model.layers if isinstance(lay, layers.PReLU))
@@ -246,9 +243,7 @@ np.savez(os.path.join(sys.argv[1], "k.npz"), xa=xa, xb=xb, want=model.predict([x
 
 @pytest.mark.keras
 def test_rconv_loads_a_real_keras_merge_model(tmp_path):
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if exe is None or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
+    exe = keras_python()
     result = subprocess.run([exe, "-c", _KERAS_MAKE, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     data = np.load(tmp_path / "k.npz")
@@ -277,9 +272,7 @@ CONFIG_SPECS = [
 
 @pytest.mark.keras
 def test_configs_equal_real_keras():
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if exe is None or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
+    exe = keras_python()
     specs = [(cls, {**kw, "name": f"layer{i}"}) for i, (cls, kw) in enumerate(CONFIG_SPECS)]
     result = subprocess.run([exe, "-c", _KERAS_CONFIGS, json.dumps(specs)], capture_output=True, text=True,
                             timeout=300)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from keras_check import keras_python
 from rconv import metrics, registry
 
 # --- Keras's test values ---------------------------------------------------------------------------------
@@ -424,9 +424,7 @@ KERAS_SCRIPT = CASES_SOURCE + textwrap.dedent('''
 
 @pytest.mark.keras
 def test_against_real_keras():
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if not exe or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python3 with keras found (set RCONV_KERAS_PYTHON)")
+    exe = keras_python()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([exe, "-c", KERAS_SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

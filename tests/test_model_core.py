@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import rconv
+from keras_check import check_in_keras, keras_python
 from rconv import layers, ops
 from rconv.graph import context
 
@@ -331,10 +332,7 @@ def test_finite_dataset_is_reiterated_every_epoch(steps):
 def test_rconv_multi_io_files_load_and_resume_in_real_keras(tmp_path):
     """A two-input two-output model trained by rconv: real Keras 3 loads its .keras and .h5 files with the same
     predictions, and one resumed Adam step from the .keras file gives rconv's next predictions."""
-    import subprocess
-
-    from test_keras_interop import _keras_python
-    exe = _keras_python()
+    exe = keras_python()
     model = _multi_io()
     model.compile(optimizer=rconv.optimizers.Adam(0.01), loss=["sparse_categorical_crossentropy", "mse"],
                   loss_weights=[1.0, 0.5], metrics=[["accuracy"], ["mae"]])
@@ -350,11 +348,9 @@ def test_rconv_multi_io_files_load_and_resume_in_real_keras(tmp_path):
     q1, q2 = model.predict([xa[:5], xb[:5]], verbose=0)
     np.savez(tmp_path / "train.npz", a=xa[:6], b=xb[:6], y1=y1[:6], y2=y2[:6], after_y1=q1, after_y2=q2,
              **{f"evaluate_{k}": v for k, v in logs.items()})
-    checker = str(FIXTURES / "check_in_keras.py")
-    for args in (["m.keras", "in.npz", "out.npz", "--train", "train.npz", "--strict"], ["m.h5", "in.npz", "out.npz"]):
-        run = subprocess.run([exe, checker, *[str(tmp_path / a) if "." in a else a for a in args]],
-                             capture_output=True, text=True)
-        assert run.returncode == 0 and run.stdout.strip().endswith("OK"), run.stdout + run.stderr
+    inputs, expected = tmp_path / "in.npz", tmp_path / "out.npz"
+    check_in_keras(exe, tmp_path / "m.keras", inputs, expected, "--train", tmp_path / "train.npz", "--strict")
+    check_in_keras(exe, tmp_path / "m.h5", inputs, expected)
 
 
 # --- tensor operations in saved configs (Keras 3's form, from the probe of Keras 3.15) ----------------------

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import rconv
+from keras_check import keras_python
 from rconv import constraints, layers, optimizers
 from rconv.optimizers import schedules
 from rconv.variables import Variable
@@ -447,8 +448,7 @@ KERAS_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.keras
 def test_steps_match_real_keras(tmp_path):
-    from test_keras_interop import _keras_python
-    exe = _keras_python()
+    exe = keras_python()
     params, grads = random_problem(11)
     arrays = {"n": len(params), "steps": STEPS, **{f"p{i}": p.astype(np.float32) for i, p in enumerate(params)},
               **{f"g{t}_{i}": g.astype(np.float32) for t, step in enumerate(grads) for i, g in enumerate(step)}}
@@ -493,8 +493,7 @@ KERAS_RESUME = textwrap.dedent("""
 def test_optimizer_state_round_trips_with_real_keras(tmp_path):
     """rconv -> Keras: Keras resumes rconv's state (written in Keras's variable order by `keras_variables`);
     Keras -> rconv: rconv resumes Keras's."""
-    from test_keras_interop import _keras_python
-    exe = _keras_python()
+    exe = keras_python()
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((6, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

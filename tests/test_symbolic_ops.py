@@ -3,9 +3,6 @@
 same rules as the GradientTape (checked against finite differences)."""
 import importlib.util
 import json
-import os
-import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import numpy as np
 import pytest
 
 import rconv
+from keras_check import check_in_keras, keras_python
 from rconv import ops
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
@@ -92,19 +90,14 @@ def test_unsupported_symbolic_ops_are_clear():
 
 @pytest.mark.keras
 def test_rconv_file_loads_in_keras(tmp_path):
-    exe = os.environ.get("RCONV_KERAS_PYTHON") or shutil.which("python3")
-    if not exe or subprocess.run([exe, "-c", "import keras, tensorflow"], capture_output=True).returncode:
-        pytest.skip("no python with keras + tensorflow (set RCONV_KERAS_PYTHON)")
+    exe = keras_python()
     model = _build()(rconv)
     x = np.random.default_rng(3).random((3, 4, 3)).astype(np.float32)
     y0, y1 = model.predict(x, verbose=0)
     model.save(tmp_path / "m.keras")
     np.savez(tmp_path / "inputs.npz", x=x)
     np.savez(tmp_path / "expected.npz", y0, y1)
-    result = subprocess.run([exe, str(FIXTURES / "check_in_keras.py"), str(tmp_path / "m.keras"),
-                             str(tmp_path / "inputs.npz"), str(tmp_path / "expected.npz"), "--atol", "1e-5"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0 and "OK" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    check_in_keras(exe, tmp_path / "m.keras", tmp_path / "inputs.npz", tmp_path / "expected.npz", "--atol", "1e-5")
 
 
 def test_batch_indexing_of_symbolic_tensors():
