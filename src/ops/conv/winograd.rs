@@ -13,8 +13,10 @@
 //! * Rounding: the transforms' constants (up to 8 for m = 4) add float32 rounding beyond a direct
 //!   convolution's, about 10⁻⁶ (m = 2) and 10⁻⁵ (m = 4) of the magnitude of the terms.
 //!
-//! `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that tile size wherever it
-//! applies (tests, benchmarks); the default picks per shape by a cost model.
+//! Off by default (measured 2026-12-02 on a 2-core AVX2 EPYC, the cost model below picks F(4×4) where
+//! the direct convolution is up to 3× faster, e.g. the MNIST convnet's layers; it is not calibrated yet).
+//! `RCONV_WINOGRAD=1`/`auto` (or `set_mode(1)`) picks per shape by the cost model; `2` or `4` forces
+//! that tile size wherever it applies (tests, benchmarks); `0` or unset: the direct convolution.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -32,6 +34,8 @@ const BLOCK_TILES: usize = 128;
 /// Cost of one transform multiply-add over a channel vector, relative to one GEMM multiply-add: the
 /// transforms are memory-bound element-wise passes.
 const TRANSFORM_COST: f64 = 3.0;
+/// Winograd is picked only where the model predicts it at most this fraction of the direct cost.
+const WINOGRAD_MARGIN: f64 = 0.8;
 /// Below this many GEMM multiply-adds per 16-wide depth, GEMM efficiency drops (short inner products).
 const DEPTH_HALF_EFFICIENCY: f64 = 12.0;
 /// Below about this much work a call runs on the calling thread.
@@ -98,10 +102,10 @@ pub fn mode() -> u8 {
         UNSET => {
             let env = std::env::var("RCONV_WINOGRAD").unwrap_or_default().trim().to_ascii_lowercase();
             let m = match env.as_str() {
-                "0" | "off" | "false" | "no" => 0,
+                "1" | "on" | "true" | "yes" | "auto" => 1,
                 "2" => 2,
                 "4" => 4,
-                _ => 1,
+                _ => 0,
             };
             let _ = MODE.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed);
             MODE.load(Ordering::Relaxed)
@@ -164,7 +168,7 @@ impl Conv2d {
             _ => {
                 let direct = self.direct_cost();
                 let (f2, f4) = (self.winograd_cost(&F2), self.winograd_cost(&F4));
-                if f2.min(f4) >= direct {
+                if f2.min(f4) >= WINOGRAD_MARGIN * direct {
                     return None;
                 }
                 if f2 <= f4 { &F2 } else { &F4 }
@@ -198,7 +202,10 @@ impl Conv2d {
         // Input transform: two passes of α² outputs with nnz(Bᵀ)/α terms each; output: m·α and m² outputs.
         let input = 2.0 * a as f64 * nnz(tf.bt) * cin;
         let output = (tf.m as f64 + (tf.m * tf.m) as f64 / a as f64) * nnz(tf.at) * cout;
-        tiles * (gemm + TRANSFORM_COST * (input + output))
+        // The kernel transform (9 taps into α² elements, once per call) shared by the batch's images: at
+        // batch 1 it costs more than a small layer's whole direct convolution.
+        let kernel = (9 * a * a) as f64 * cin * cout / self.batch as f64;
+        tiles * (gemm + TRANSFORM_COST * (input + output)) + TRANSFORM_COST * kernel
     }
 }
 
