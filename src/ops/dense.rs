@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::activation::{mask_by_relu, relu_in_place};
 use super::gemm::{column_sums, sgemm};
+use super::simd::multiversion;
 use super::LinearGrads;
 use crate::error::{shape_err, OpError, OpResult};
 
@@ -16,6 +17,12 @@ use crate::error::{shape_err, OpError, OpResult};
 const ROWS: usize = 48;
 const COLS: usize = 64;
 const DEPTH: usize = 512;
+/// Up to this many rows (batch-1 and small-batch inference) the forward reads each kernel row once as
+/// matrix-vector products: the packed GEMM would copy the whole kernel first, and the call is bound by
+/// reading the kernel anyway (26 MB for a 12,800 → 512 layer).
+const GEMV_ROWS: usize = 4;
+/// Kernel rows per block of that matrix-vector forward (one work item).
+const GEMV_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dense {
@@ -84,6 +91,9 @@ impl Dense {
     /// item sums the depth in fixed `DEPTH` slices into its own tile, which is then copied into `y`.
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (m, k, u) = (self.batch, self.inputs, self.units);
+        if m <= GEMV_ROWS && m > 0 && u > 0 {
+            return self.forward_gemv(x, kernel, bias, relu);
+        }
         let (row_blocks, strips) = (m.div_ceil(ROWS), u.div_ceil(COLS));
         let mut y = crate::alloc::zeros(&[m, u], "the output")?;
         let out = SharedOut(y.as_mut_ptr());
@@ -122,6 +132,30 @@ impl Dense {
         Ok(y)
     }
 
+    /// The forward for a few rows: the kernel streamed once in contiguous blocks of GEMV_DEPTH rows, each
+    /// block's partial product computed on its own, the partials added in block order (fixed by the shape,
+    /// so no result depends on the thread count).
+    fn forward_gemv(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
+        let (m, k, u) = (self.batch, self.inputs, self.units);
+        let blocks = k.div_ceil(GEMV_DEPTH).max(1);
+        let mut partials = crate::alloc::zeros(&[blocks, m, u], "the partial products")?;
+        partials.par_chunks_mut((m * u).max(1)).enumerate().for_each(|(b, part)| {
+            let k0 = b * GEMV_DEPTH;
+            gemv_block(x, k, k0, (k - k0).min(GEMV_DEPTH), &kernel[k0 * u..], u, part);
+        });
+        let mut y = crate::alloc::zeros(&[m, u], "the output")?;
+        if let Some(b) = bias {
+            y.chunks_exact_mut(u).for_each(|row| row.copy_from_slice(&b[..u]));
+        }
+        for part in partials.chunks_exact(m * u) {
+            add_into(&mut y, part);
+        }
+        if relu {
+            relu_in_place(&mut y);
+        }
+        Ok(y)
+    }
+
     /// (grad_x if asked, grad_kernel, grad_bias); `relu_output` masks `dy` first, as in `Conv2d::backward`.
     /// grad_kernel = xᵀ · dy and grad_xᵀ = W · dyᵀ, both split over blocks of input features (the rows of W),
     /// each summing the whole batch (or all units) in one pass: W and grad_kernel stream through memory once.
@@ -147,6 +181,26 @@ impl Dense {
             sgemm(g.len() / u, n, u, &x_t[block * ROWS * n..], false, n, dy, false, u, g, u, 0.0);
         })?;
         Ok((dx, dk, column_sums(dy, u)?))
+    }
+}
+
+multiversion! {
+    /// part (rows × u) = x[.., k0..k0 + depth] · w, w the kernel's rows k0.. (u wide), each column summed
+    /// in order of k.
+    fn gemv_block(x: &[f32], k: usize, k0: usize, depth: usize, w: &[f32], u: usize, part: &mut [f32]) {
+        for p in 0..depth {
+            let row = &w[p * u..][..u];
+            for (r, acc) in part.chunks_exact_mut(u).enumerate() {
+                let xv = x[r * k + k0 + p];
+                acc.iter_mut().zip(row).for_each(|(a, &wv)| *a += xv * wv);
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn add_into(y: &mut [f32], part: &[f32]) {
+        y.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
     }
 }
 
