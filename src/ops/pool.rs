@@ -187,10 +187,12 @@ fn window_max<const L: usize>(pool: &Pool2d, x: &[f32], rows: &std::ops::Range<u
         for ix in cols.clone() {
             let cell = (iy * w + ix) * c + ch;
             let v: &[f32; L] = x[cell..][..L].try_into().unwrap();
+            // Branch-free selects through all-ones masks, so that AVX2 (no mask registers) vectorizes them too.
             for l in 0..L {
                 let take = (v[l] > b[l]) | (v[l].is_nan() & !b[l].is_nan());
-                b[l] = if take { v[l] } else { b[l] };
-                a[l] = if take { (cell + l) as u32 } else { a[l] };
+                let m = (take as u32).wrapping_neg();
+                b[l] = f32::from_bits((v[l].to_bits() & m) | (b[l].to_bits() & !m));
+                a[l] = (((cell + l) as u32) & m) | (a[l] & !m);
             }
         }
     }
