@@ -806,3 +806,27 @@ def test_fortran_ordered_winners(ops, good):
         return
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batch_one_fused_forward_does_not_depend_on_thread_count(tmp_path):
+    # With fewer images than threads the fused kernel splits the convolution over pixels instead of images:
+    # the results must be the same bits as one thread's per-image path (direct and Winograd).
+    from threads import arrays_per_thread_count
+    script = r"""
+import sys
+import numpy as np
+from rconv import _rconv, ops
+rng = np.random.default_rng(0)
+outs = []
+for tile in (0, 2, 4):
+    _rconv.set_winograd(tile > 0, tile)
+    for h, ci, co in [(100, 3, 32), (49, 32, 64), (60, 16, 48)]:
+        x = rng.standard_normal((1, h, h, ci), dtype=np.float32)
+        k = rng.standard_normal((3, 3, ci, co), dtype=np.float32)
+        y, at = ops.conv2d_relu_max_pool(x, k, rng.standard_normal(co, dtype=np.float32), winners=True)
+        outs += [y, at]
+np.savez(sys.argv[1], *outs)
+"""
+    one, three = arrays_per_thread_count(script, tmp_path)
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a, b)
