@@ -115,9 +115,27 @@ pub fn sgemm(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: &mut [f32]
 /// The portable back end: rounded row-major copies, then the float32 SGEMM (exact products, float32 sums).
 #[allow(clippy::too_many_arguments)]
 fn portable(m: usize, k: usize, n: usize, a: Strided, b: Strided, c: &mut [f32], ldc: usize, accumulate: bool) {
-    let ar: Vec<f32> = (0..m * k).map(|i| round(a.at(i / k, i % k))).collect();
-    let br: Vec<f32> = (0..k * n).map(|i| round(b.at(i / n, i % n))).collect();
+    let (ar, br) = (rounded(a, m, k), rounded(b, k, n));
     super::gemm::sgemm_f32(m, k, n, &ar, false, k, &br, false, n, c, ldc, if accumulate { 1.0 } else { 0.0 });
+}
+
+/// The rows × cols operand `x`, rounded to bfloat16 values, as a row-major float32 copy.
+fn rounded(x: Strided, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        if x.cs == 1 {
+            round_into(&x.data[r * x.rs..][..cols], &mut out);
+        } else {
+            out.extend((0..cols).map(|p| round(x.at(r, p))));
+        }
+    }
+    out
+}
+
+multiversion! {
+    fn round_into(src: &[f32], out: &mut Vec<f32>) {
+        out.extend(src.iter().map(|&v| round(v)));
+    }
 }
 
 const BLOCK: usize = 32;

@@ -91,7 +91,8 @@ impl Dense {
     /// item sums the depth in fixed `DEPTH` slices into its own tile, which is then copied into `y`.
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (m, k, u) = (self.batch, self.inputs, self.units);
-        if m <= GEMV_ROWS && m > 0 && u > 0 {
+        // (bfloat16 compute goes through the GEMM, which rounds the operands.)
+        if m <= GEMV_ROWS && m > 0 && u > 0 && super::gemm::compute_precision() == super::gemm::Precision::Float32 {
             return self.forward_gemv(x, kernel, bias, relu);
         }
         let (row_blocks, strips) = (m.div_ceil(ROWS), u.div_ceil(COLS));
