@@ -14,9 +14,9 @@ A speed report, not a test: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from ops import best_time  # benchmarks/ops.py (this script's folder is on sys.path)
 
 from rconv import _rconv, ops
 
@@ -29,16 +29,6 @@ MODELS = {
 }
 MODES = [("direct", False, "float32"), ("winograd", True, "float32"), ("bf16", False, "bfloat16"),
          ("bf16+winograd", True, "bfloat16")]
-
-
-def best_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def sgemm_ceiling(repeats, n=1024):
