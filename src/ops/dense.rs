@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use super::activation::{mask_by_relu, relu_in_place};
 use super::gemm::{column_sums, sgemm};
 use super::simd::multiversion;
+use super::conv::sum_partials;
 use super::LinearGrads;
 use crate::error::{shape_err, OpError, OpResult};
 
@@ -134,22 +135,19 @@ impl Dense {
     }
 
     /// The forward for a few rows: the kernel streamed once in contiguous blocks of GEMV_DEPTH rows, each
-    /// block's partial product computed on its own, the partials added in block order (fixed by the shape,
-    /// so no result depends on the thread count).
+    /// block's partial product computed on its own, the partials added in block order (`sum_partials`; fixed
+    /// by the shape, so no result depends on the thread count), then the bias.
     fn forward_gemv(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (m, k, u) = (self.batch, self.inputs, self.units);
-        let blocks = k.div_ceil(GEMV_DEPTH).max(1);
+        let blocks = k.div_ceil(GEMV_DEPTH).max(1); // k = 0: one block of zeros
         let mut partials = crate::alloc::zeros(&[blocks, m, u], "the partial products")?;
-        partials.par_chunks_mut((m * u).max(1)).enumerate().for_each(|(b, part)| {
+        partials.par_chunks_mut(m * u).enumerate().for_each(|(b, part)| {
             let k0 = b * GEMV_DEPTH;
             gemv_block(x, k, k0, (k - k0).min(GEMV_DEPTH), &kernel[k0 * u..], u, part);
         });
-        let mut y = crate::alloc::zeros(&[m, u], "the output")?;
+        let mut y = sum_partials(&partials, m * u)?;
         if let Some(b) = bias {
-            y.chunks_exact_mut(u).for_each(|row| row.copy_from_slice(&b[..u]));
-        }
-        for part in partials.chunks_exact(m * u) {
-            add_into(&mut y, part);
+            y.chunks_exact_mut(u).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
         }
         if relu {
             relu_in_place(&mut y);
@@ -196,12 +194,6 @@ multiversion! {
                 acc.iter_mut().zip(row).for_each(|(a, &wv)| *a += xv * wv);
             }
         }
-    }
-}
-
-multiversion! {
-    fn add_into(y: &mut [f32], part: &[f32]) {
-        y.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
     }
 }
 
