@@ -64,16 +64,14 @@ impl ConvReluMaxPool {
         if out_len == 0 {
             return Ok((y, winners.then_some(at)));
         }
-        let lhs = self.conv.operand(x)?;
         // Fewer images than threads (batch-1 inference) and enough work per image: the convolution split over
         // pixel blocks instead (`Conv2d::forward`, the same products per output), then each image pooled.
         let image_flops = 2 * self.conv.pixels_per_image() * self.conv.taps() * self.conv.cout;
         if self.pool.batch < rayon::current_num_threads() && image_flops >= 4 * PARALLEL_MIN_FLOPS {
             let z = self.conv.forward(x, kernel, bias, true)?;
-            let z_len = self.pool.image_len();
-            let at_chunks = at.chunks_mut(out_len.max(1)).map(Some).chain(std::iter::repeat_with(|| None));
-            for ((zn, yn), at_n) in z.chunks_exact(z_len).zip(y.chunks_mut(out_len)).zip(at_chunks) {
-                let mut at_n = at_n.filter(|_| winners);
+            let mut at_chunks = at.chunks_mut(out_len); // empty without `winners`
+            for (zn, yn) in z.chunks_exact(self.pool.image_len()).zip(y.chunks_mut(out_len)) {
+                let mut at_n = at_chunks.next();
                 max_pool_image(&self.pool, zn, yn, at_n.as_deref_mut());
                 if let Some(at_n) = at_n {
                     drop_relu_zeros(yn, at_n);
@@ -81,6 +79,7 @@ impl ConvReluMaxPool {
             }
             return Ok((y, winners.then_some(at)));
         }
+        let lhs = self.conv.operand(x)?;
         // 3×3 stride-1 layers may run Winograd's algorithm instead (`conv::winograd`), image by image too.
         let wino = self.conv.winograd();
         let u = wino.map(|w| w.kernel(kernel, false)).transpose()?;
