@@ -26,7 +26,7 @@ def mnist_model():
     from step_time import seed_convnet
     (x, y), _ = mnist.load_data()
     model, _, _ = seed_convnet(loss="categorical_crossentropy")
-    return model, x.reshape(-1, 28, 28, 1).astype("float32") / 255, rconv.utils.to_categorical(y), 64
+    return (model, x.reshape(-1, 28, 28, 1).astype("float32") / 255, rconv.utils.to_categorical(y)), 64
 
 
 def dogcat4_model():

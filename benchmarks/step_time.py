@@ -16,8 +16,6 @@ import numpy as np
 import rconv
 from rconv import layers
 
-repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-
 
 def timed_steps(model, x, y, n):
     model.train_on_batch(x, y)  # warm up (builds, allocates optimizer slots)
@@ -53,6 +51,7 @@ def vgg16_block5():
 
 
 if __name__ == "__main__":
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     rconv.utils.set_random_seed(0)
     for name, make, n in (("seed MNIST convnet, batch 64", seed_convnet, repeats),
                           ("VGG16 block5 fine-tuning, 150x150, batch 20", vgg16_block5, max(3, repeats // 6))):

@@ -11,8 +11,8 @@ pub mod grouped;
 pub mod winograd;
 
 use super::activation::mask_by_relu;
-use super::avx512;
-use super::gemm::{affine, column_sums, portable, sgemm, transpose};
+use super::microkernel;
+use super::gemm::{affine, column_sums, sgemm, transpose};
 use super::geometry::{Axis, Padding};
 use super::LinearGrads;
 use crate::alloc::{zeros, FirstError};
@@ -123,10 +123,9 @@ impl Conv2d {
     }
 
     /// The left operand for `forward_pixels` and `accumulate_kernel_grad`: few-tap layers whose channels
-    /// fill whole vectors gather taps straight from the (padded) input on AVX-512 CPUs, the rest use im2col.
+    /// fill whole vectors gather taps straight from the (padded) input on AVX-512 / AVX2 CPUs, the rest use im2col.
     pub(crate) fn operand<'a>(&self, x: &'a [f32]) -> OpResult<Operand<'a>> {
-        let gathers = self.taps() <= GATHER_MAX_TAPS && self.cout.is_multiple_of(16) && !self.is_pointwise()
-            && !portable() && avx512::available();
+        let gathers = self.taps() <= GATHER_MAX_TAPS && !self.is_pointwise() && microkernel::fits(self.cout);
         let gather = gathers.then(|| -> OpResult<Gather<'a>> {
             let span = |a: &Axis| (a.output.saturating_sub(1) * a.stride + a.window).max(a.input + a.pad_before);
             let (height, width) = (span(&self.rows), span(&self.cols));
@@ -280,10 +279,10 @@ impl Conv2d {
                 self.pixel_bases(g, first, m, &mut scratch.bases);
                 assert!(kernel.len() >= taps * cout && out.len() >= m * cout && bias.is_none_or(|b| b.len() >= cout));
                 // Safety: every base + offset lies inside the padded input (`pixel_bases` checks the largest),
-                // the kernel, output and bias sizes too; `operand` only gathers when the CPU has AVX-512F.
+                // the kernel, output and bias sizes too; `operand` only gathers when `microkernel::fits(cout)`.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    avx512::gather_gemm(cout, g.padded.as_ptr(), &scratch.bases, &g.offsets, kernel.as_ptr(),
+                    microkernel::gather_gemm(cout, g.padded.as_ptr(), &scratch.bases, &g.offsets, kernel.as_ptr(),
                                         bias.map(|b| b.as_ptr()), relu, out.as_mut_ptr(), cout);
                 }
                 continue;
@@ -408,7 +407,7 @@ impl Conv2d {
                 // Safety: as in `forward_pixels`; `dy` holds rows × cout values.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    avx512::gather_gemm_t(cout, g.padded.as_ptr(), &scratch.bases, &g.offsets, dy.as_ptr(), part.as_mut_ptr());
+                    microkernel::gather_gemm_t(cout, g.padded.as_ptr(), &scratch.bases, &g.offsets, dy.as_ptr(), part.as_mut_ptr());
                 }
                 continue;
             }

@@ -1,8 +1,8 @@
 //! Single-threaded SGEMM on row-major slices; callers parallelise over independent blocks so results
 //! stay deterministic (no split-dependent summation order).
 //!
-//! Three back ends, picked at run time: rconv's own AVX-512 micro-kernel (`avx512.rs`) for outputs a
-//! multiple of 16 wide, the `gemm` crate (AVX-512 / AVX2 / FMA kernels; about twice as fast as
+//! Three back ends, picked at run time: rconv's own AVX-512 / AVX2 micro-kernels (`microkernel.rs`) for
+//! outputs a multiple of the vector width wide, the `gemm` crate (AVX-512 / AVX2 / FMA kernels; about twice as fast as
 //! `matrixmultiply` on conv shapes here) for the rest, and `matrixmultiply` as the portable path.
 //! Setting `RCONV_KERNELS=portable` forces the portable path, so CI tests it on any machine.
 //!
@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
+use super::microkernel;
 use super::simd::multiversion;
 use crate::alloc::zeros;
 use crate::error::OpResult;
@@ -93,10 +94,10 @@ pub(crate) fn sgemm_f32(
     // Bounds that matrixmultiply relies on; checked here so the unsafe call below is sound.
     check_bounds(m, k, n, a, a_t, lda, b, b_t, ldb, c, ldc);
     #[cfg(target_arch = "x86_64")]
-    if !portable() && !a_t && !b_t && n.is_multiple_of(16) && (beta == 0.0 || beta == 1.0) && super::avx512::available() {
-        // Safety: the bounds above cover every element the strides reach; the CPU has AVX-512F.
+    if !b_t && (beta == 0.0 || beta == 1.0) && microkernel::fits(n) {
+        // Safety: the bounds above cover every element the strides reach; `fits` checked the CPU.
         unsafe {
-            super::avx512::sgemm(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, beta != 0.0);
+            microkernel::sgemm(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, beta != 0.0);
         }
         return;
     }

@@ -3,7 +3,7 @@
 
 pub mod activation;
 pub mod augment;
-pub mod avx512;
+pub mod microkernel;
 pub mod bf16;
 pub mod conv;
 pub mod conv_pool;
