@@ -81,14 +81,22 @@ def test_relu_and_fused_pool_match_float64(tile, shape):
     ref.assert_close(gb, rgb, f"fused grad_bias F{tile}")
 
 
-def test_default_is_direct_and_cost_model_skips_batch_one():
+def test_default_is_per_shape_and_the_cost_model_picks_large_layers_only():
     if not os.environ.get("RCONV_WINOGRAD"):
-        assert not rconv.config.is_winograd_enabled(), "Winograd is off unless RCONV_WINOGRAD asks for it"
+        assert rconv.config.is_winograd_enabled(), "Winograd is on (per shape) unless RCONV_WINOGRAD=0"
     was = rconv.config.is_winograd_enabled()
     try:
         rconv.config.set_winograd_enabled(False)
-        assert _rconv.winograd_tile([64, 13, 13, 32], [3, 3, 32, 64], (1, 1), "valid") == 0
+        assert _rconv.winograd_tile([32, 43, 43, 64], [3, 3, 64, 128], (1, 1), "valid") == 0
         rconv.config.set_winograd_enabled(True)
+        # The calibrated choices (src/ops/conv/winograd.rs): the seed models' larger layers...
+        assert _rconv.winograd_tile([32, 43, 43, 64], [3, 3, 64, 128], (1, 1), "valid") == 4
+        assert _rconv.winograd_tile([32, 23, 23, 64], [3, 3, 64, 128], (1, 1), "valid") == 4
+        assert _rconv.winograd_tile([32, 20, 20, 128], [3, 3, 128, 256], (1, 1), "valid") == 2
+        # ...never the MNIST convnet's small ones (one image's few tiles make short GEMMs) nor 9x9x256.
+        assert _rconv.winograd_tile([64, 13, 13, 32], [3, 3, 32, 64], (1, 1), "valid") == 0
+        assert _rconv.winograd_tile([64, 5, 5, 64], [3, 3, 64, 64], (1, 1), "valid") == 0
+        assert _rconv.winograd_tile([32, 9, 9, 256], [3, 3, 256, 256], (1, 1), "valid") == 0
         # Batch 1, 3x3 output: the kernel transform alone costs more than the direct convolution.
         assert _rconv.winograd_tile([1, 5, 5, 64], [3, 3, 64, 64], (1, 1), "valid") == 0
         assert _rconv.winograd_tile([64, 13, 13, 32], [3, 3, 32, 64], (2, 2), "valid") == 0  # stride 2: never

@@ -7,10 +7,10 @@
   A model picks the setting up the next time it runs: its plan variants are keyed by it.
 * Winograd convolution: 3×3 stride-1 `Conv2D` layers whose shape the kernels' cost model favours run
   Winograd's F(2×2,3×3) or F(4×4,3×3) algorithm (fewer multiplications, float32 rounding up to about
-  10⁻⁵ of the terms' magnitude). Off by default (its cost model is not calibrated: on a 2-core AVX2 machine
-  it picked F(4×4) where the direct convolution was up to 3× faster); ``RCONV_WINOGRAD=1`` or
-  `set_winograd_enabled(True)` turns it on for every later call (``RCONV_WINOGRAD=2``/``4`` or `tile=` forces
-  one tile size).
+  10⁻⁵ of the terms' magnitude). On by default (the cost model picks it for larger images with 32+
+  channels, never for the MNIST convnet's small layers); ``RCONV_WINOGRAD=0`` or
+  `set_winograd_enabled(False)` turns it off for every later call (``RCONV_WINOGRAD=2``/``4`` or `tile=`
+  forces one tile size).
 """
 from __future__ import annotations
 

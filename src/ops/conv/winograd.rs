@@ -13,17 +13,20 @@
 //! * Rounding: the transforms' constants (up to 8 for m = 4) add float32 rounding beyond a direct
 //!   convolution's, about 10⁻⁶ (m = 2) and 10⁻⁵ (m = 4) of the magnitude of the terms.
 //!
-//! Off by default (measured 2026-12-02 on a 2-core AVX2 EPYC, the cost model below picks F(4×4) where
-//! the direct convolution is up to 3× faster, e.g. the MNIST convnet's layers; it is not calibrated yet).
-//! `RCONV_WINOGRAD=1`/`auto` (or `set_mode(1)`) picks per shape by the cost model; `2` or `4` forces
-//! that tile size wherever it applies (tests, benchmarks); `0` or unset: the direct convolution.
+//! On by default, per shape: the cost model below (GEMM depth and row-count penalties, transforms at 6×
+//! a GEMM multiply-add, a 15 % margin) was calibrated on a 2-core AVX2 EPYC against measured layer times
+//! (`benchmarks/conv_modes.py`, 2026-12-02): it picks F(4×4) for 23×23×64→128, 43×43×64→128, 49×49×32→64
+//! and 89×89×32→64 and F(2×2) for 20×20×128→256 (1.3–2.3× the direct convolution there), and the direct
+//! convolution for small images (the MNIST convnet's 13×13 and 5×5, 9×9×256→256), where one image's few
+//! tiles make short GEMMs. `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that
+//! tile size wherever it applies (tests, benchmarks).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
 
 use super::{partial_count, sum_partials, Conv2d};
-use crate::alloc::{zeros, FirstError};
+use crate::alloc::{reused, zeros, FirstError, Reused};
 use crate::error::OpResult;
 use crate::ops::gemm::{column_sums, sgemm};
 use crate::ops::simd::multiversion;
@@ -33,11 +36,15 @@ use crate::ops::LinearGrads;
 const BLOCK_TILES: usize = 128;
 /// Cost of one transform multiply-add over a channel vector, relative to one GEMM multiply-add: the
 /// transforms are memory-bound element-wise passes.
-const TRANSFORM_COST: f64 = 3.0;
+const TRANSFORM_COST: f64 = 6.0;
 /// Winograd is picked only where the model predicts it at most this fraction of the direct cost.
-const WINOGRAD_MARGIN: f64 = 0.8;
-/// Below this many GEMM multiply-adds per 16-wide depth, GEMM efficiency drops (short inner products).
-const DEPTH_HALF_EFFICIENCY: f64 = 12.0;
+const WINOGRAD_MARGIN: f64 = 0.85;
+/// GEMM time per multiply-add grows as (1 + this / depth): short inner products (Winograd's depth is cin,
+/// the direct convolution's 9·cin).
+const DEPTH_HALF_EFFICIENCY: f64 = 24.0;
+/// Winograd's GEMMs have one band's tiles as rows (one image's, at most `BLOCK_TILES`): time per
+/// multiply-add grows as (1 + this / rows), the direct convolution's blocks of pixels are always long.
+const ROWS_HALF_EFFICIENCY: f64 = 16.0;
 /// Below about this much work a call runs on the calling thread.
 const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 
@@ -96,16 +103,17 @@ static F4: Transform = Transform {
 static MODE: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
 
-/// The current mode (from `RCONV_WINOGRAD` on first use: `0`/`off` disables, `2`/`4` forces a tile size).
+/// The current mode (from `RCONV_WINOGRAD` on first use: `0`/`off` disables, `2`/`4` forces a tile size,
+/// anything else or unset: the per-shape choice).
 pub fn mode() -> u8 {
     match MODE.load(Ordering::Relaxed) {
         UNSET => {
             let env = std::env::var("RCONV_WINOGRAD").unwrap_or_default().trim().to_ascii_lowercase();
             let m = match env.as_str() {
-                "1" | "on" | "true" | "yes" | "auto" => 1,
+                "0" | "off" | "false" | "no" => 0,
                 "2" => 2,
                 "4" => 4,
-                _ => 0,
+                _ => 1,
             };
             let _ = MODE.compare_exchange(UNSET, m, Ordering::Relaxed, Ordering::Relaxed);
             MODE.load(Ordering::Relaxed)
@@ -148,9 +156,9 @@ pub(crate) struct Winograd {
 
 /// Per-thread buffers: transformed inputs (α² × tiles × channels), products, and one tile's temporaries.
 pub(crate) struct Scratch {
-    v: Vec<f32>,
-    p: Vec<f32>,
-    t: Vec<f32>,
+    v: Reused,
+    p: Reused,
+    t: Reused,
 }
 
 impl Conv2d {
@@ -197,7 +205,9 @@ impl Conv2d {
         let a = tf.alpha();
         let tiles = (self.rows.output.div_ceil(tf.m) * self.cols.output.div_ceil(tf.m)) as f64;
         let (cin, cout) = (self.cin as f64, self.cout as f64);
-        let gemm = (a * a) as f64 * cin * cout * gemm_penalty(cin, self.cout);
+        let band = (BLOCK_TILES / self.cols.output.div_ceil(tf.m)).max(1).min(self.rows.output.div_ceil(tf.m));
+        let rows = (band * self.cols.output.div_ceil(tf.m)) as f64;
+        let gemm = (a * a) as f64 * cin * cout * gemm_penalty(cin, self.cout) * (1.0 + ROWS_HALF_EFFICIENCY / rows);
         let nnz = |m: &[f32]| m.iter().filter(|&&v| v != 0.0).count() as f64;
         // Input transform: two passes of α² outputs with nnz(Bᵀ)/α terms each; output: m·α and m² outputs.
         let input = 2.0 * a as f64 * nnz(tf.bt) * cin;
@@ -232,9 +242,9 @@ impl Winograd {
     pub fn scratch(&self) -> OpResult<Scratch> {
         let (a, ch) = (self.tf.alpha(), self.conv.cin.max(self.conv.cout));
         Ok(Scratch {
-            v: zeros(&[a * a, BLOCK_TILES, ch], "the Winograd input tiles")?,
-            p: zeros(&[a * a, BLOCK_TILES, ch], "the Winograd products")?,
-            t: zeros(&[a * a, ch], "the Winograd tile")?,
+            v: reused(&[a * a, BLOCK_TILES, ch], "the Winograd input tiles")?,
+            p: reused(&[a * a, BLOCK_TILES, ch], "the Winograd products")?,
+            t: reused(&[a * a, ch], "the Winograd tile")?,
         })
     }
 
