@@ -253,3 +253,69 @@ mod tests {
         assert!(filled(&[1 << 61], 0u32, "w").is_err());
     }
 }
+
+/// Buffers a thread keeps for `reused` (at most this many, the largest kept).
+const REUSED_BUFFERS: usize = 6;
+
+thread_local! {
+    static REUSED: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer of floats taken from this thread's pool and given back to it on drop: per-work-item
+/// scratch (im2col blocks, Winograd tiles) that the kernels overwrite before reading, so it is zeroed only
+/// when first allocated instead of on every parallel call (megabytes per call on the Winograd layers).
+/// Its contents are whatever an earlier user left: never read what was not written first.
+pub struct Reused {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+/// A `Reused` buffer of shape `dims` (MemoryError naming `what` as `zeros` does).
+pub fn reused(dims: &[usize], what: &str) -> OpResult<Reused> {
+    let len = checked_len(dims, what)?;
+    let taken = REUSED.with(|pool| {
+        let mut pool = pool.try_borrow_mut().ok()?;
+        // The smallest buffer that is large enough.
+        let best = pool.iter().enumerate().filter(|(_, b)| b.len() >= len).min_by_key(|(_, b)| b.len()).map(|(i, _)| i)?;
+        Some(pool.swap_remove(best))
+    });
+    let buf = match taken {
+        Some(buf) => buf,
+        None => zeros(&[len], what)?,
+    };
+    Ok(Reused { buf, len })
+}
+
+impl std::ops::Deref for Reused {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Reused {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[..self.len]
+    }
+}
+
+impl Drop for Reused {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            return;
+        }
+        // During thread teardown the pool may be gone: the buffer is then simply freed.
+        let _ = REUSED.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                pool.push(buf);
+                if pool.len() > REUSED_BUFFERS {
+                    let smallest = pool.iter().enumerate().min_by_key(|(_, b)| b.len()).map(|(i, _)| i);
+                    if let Some(i) = smallest {
+                        pool.swap_remove(i);
+                    }
+                }
+            }
+        });
+    }
+}

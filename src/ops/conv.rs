@@ -15,7 +15,7 @@ use super::microkernel;
 use super::gemm::{affine, column_sums, sgemm, transpose};
 use super::geometry::{Axis, Padding};
 use super::LinearGrads;
-use crate::alloc::{zeros, FirstError};
+use crate::alloc::{reused, zeros, FirstError, Reused};
 use crate::error::{shape_err, OpError, OpResult};
 
 /// Output pixels per parallel work item (an im2col block of 128 × kh·kw·cin stays in L2).
@@ -51,7 +51,7 @@ struct Gather<'a> {
 
 /// Per-thread scratch: an im2col block, or the gathered pixels' offsets.
 pub(crate) struct Scratch {
-    col: Vec<f32>,
+    col: Reused,
     bases: Vec<usize>,
 }
 
@@ -156,7 +156,7 @@ impl Conv2d {
     pub(crate) fn scratch(&self) -> OpResult<Scratch> {
         let rows = BLOCK_PIXELS.max(REDUCE_PIXELS);
         let taps = if self.is_pointwise() { 0 } else { self.taps() };
-        Ok(Scratch { col: zeros(&[rows, taps], "the im2col scratch")?, bases: Vec::with_capacity(rows) })
+        Ok(Scratch { col: reused(&[rows, taps], "the im2col scratch")?, bases: Vec::with_capacity(rows) })
     }
 
     /// Offsets in the padded input of the first tap of output pixels `first..first + count`.

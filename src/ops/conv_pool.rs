@@ -18,7 +18,7 @@ use super::simd::multiversion;
 use super::geometry::Padding;
 use super::pool::{max_pool_image, Pool2d, PoolKind};
 use super::LinearGrads;
-use crate::alloc::{filled, zeros, FirstError};
+use crate::alloc::{filled, reused, zeros, FirstError};
 use crate::error::{shape_err, OpResult};
 
 /// Marks a pooled output whose gradient goes nowhere: its window's maximum is a ReLU zero.
@@ -91,7 +91,7 @@ impl ConvReluMaxPool {
             (0..self.pool.batch).map(|_| None).collect()
         };
         y.par_chunks_mut(out_len).zip(at_chunks).enumerate().with_min_len(self.min_images()).for_each_init(
-            || Ok((zeros(&[self.pool.image_len()], "the per-image convolution output")?, scratches(&self.conv, wino, false)?)),
+            || Ok((reused(&[self.pool.image_len()], "the per-image convolution output")?, scratches(&self.conv, wino, false)?)),
             |buffers, (n, (yn, mut at_n))| {
                 let (z, scratch) = match buffers {
                     Ok((z, scratch)) => (z, scratch),
@@ -151,7 +151,7 @@ impl ConvReluMaxPool {
         // while their convolution-output gradient still fits in L2.
         let group = (GROUP_VALUES / z_len.max(1)).clamp(1, per_chunk);
         kernel_parts.par_chunks_mut(taps * cout).zip(bias_parts.par_chunks_mut(cout)).zip(dx_chunks).enumerate().for_each_init(
-            || Ok((zeros(&[group, z_len], "the convolution-output gradient")?, scratches(conv, wino, true)?)),
+            || Ok((reused(&[group, z_len], "the convolution-output gradient")?, scratches(conv, wino, true)?)),
             |buffers, (i, ((kernel_part, bias_part), mut dx_chunk))| {
                 let (g, scratch) = match buffers {
                     Ok((g, scratch)) => (g, scratch),

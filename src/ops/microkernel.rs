@@ -121,9 +121,10 @@ macro_rules! tiles {
 }
 
 /// The kernels for one instruction set: `$feature` enabled, vectors of `$lanes` floats of type `$v`, up
-/// to `$nv` vectors per tile row, with that set's load/store/broadcast/FMA/add/max intrinsics.
+/// to `$nv` vectors per tile row, depth blocks of `$kc` and row blocks of `$mc` (AVX-512: none, its
+/// measured loop order kept; AVX2's L1/L2 are smaller), with that set's load/store/broadcast/FMA/add/max intrinsics.
 macro_rules! kernels {
-    ($isa:ident, $feature:literal, $v:ty, $lanes:literal, [$($nv:literal),+], $zero:ident, $load:ident, $store:ident,
+    ($isa:ident, $feature:literal, $v:ty, $lanes:literal, [$($nv:literal),+], $kc:expr, $mc:expr, $zero:ident, $load:ident, $store:ident,
      $set1:ident, $fmadd:ident, $add:ident, $max:ident) => {
         #[cfg(target_arch = "x86_64")]
         mod $isa {
@@ -132,23 +133,41 @@ macro_rules! kernels {
             /// Vectors per tile row (the register budget), and the tile rows.
             const NV_MAX: usize = [$($nv),+].len();
             const MR: usize = 6;
+            const KC: usize = $kc;
+            const MC: usize = $mc;
 
             #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn sgemm(m: usize, k: usize, n: usize, a: *const f32, rsa: usize, csa: usize, b: *const f32,
                                 ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
                 debug_assert!(n.is_multiple_of($lanes));
-                let mut j = 0;
-                while j < n {
-                    let vectors = ((n - j) / $lanes).min(NV_MAX);
-                    let mut i = 0;
-                    while i < m {
-                        let rows = (m - i).min(MR);
-                        let (a, b, c) = (a.add(i * rsa), b.add(j), c.add(i * ldc + j));
-                        tiles!(tile, rows, vectors, [$($nv),+], (k, a, rsa, csa, b, ldb, c, ldc, accumulate));
-                        i += rows;
+                // Depth blocks of KC (summed into C in order: a fixed order per shape) and row blocks of MC,
+                // so a row block's A stays in L2 across the column groups and a column group's B in L1.
+                let mut p0 = 0;
+                loop {
+                    let (kc, accumulate) = ((k - p0).min(KC), accumulate || p0 > 0);
+                    let (a, b) = (a.add(p0 * csa), b.add(p0 * ldb));
+                    let mut i0 = 0;
+                    while i0 < m {
+                        let mc = (m - i0).min(MC);
+                        let mut j = 0;
+                        while j < n {
+                            let vectors = ((n - j) / $lanes).min(NV_MAX);
+                            let mut i = i0;
+                            while i < i0 + mc {
+                                let rows = (i0 + mc - i).min(MR);
+                                let (a, b, c) = (a.add(i * rsa), b.add(j), c.add(i * ldc + j));
+                                tiles!(tile, rows, vectors, [$($nv),+], (kc, a, rsa, csa, b, ldb, c, ldc, accumulate));
+                                i += rows;
+                            }
+                            j += vectors * $lanes;
+                        }
+                        i0 += mc;
                     }
-                    j += vectors * $lanes;
+                    p0 += kc;
+                    if p0 >= k {
+                        break;
+                    }
                 }
             }
 
@@ -283,7 +302,7 @@ macro_rules! kernels {
     };
 }
 
-kernels!(avx512, "avx512f", __m512, 16, [1, 2, 3, 4], _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+kernels!(avx512, "avx512f", __m512, 16, [1, 2, 3, 4], usize::MAX, usize::MAX, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
          _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_max_ps);
-kernels!(avx2, "avx2,fma", __m256, 8, [1, 2], _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+kernels!(avx2, "avx2,fma", __m256, 8, [1, 2], 256, 96, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
          _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_max_ps);
