@@ -17,12 +17,10 @@ use super::geometry::{Axis, Padding};
 use super::LinearGrads;
 use crate::alloc::{reused, zeros, FirstError, Reused};
 use crate::error::{shape_err, OpError, OpResult};
+use crate::ops::PARALLEL_MIN_FLOPS;
 
 /// Output pixels per parallel work item (an im2col block of 128 × kh·kw·cin stays in L2).
 const BLOCK_PIXELS: usize = 128;
-/// Below about this much work a kernel runs on the calling thread; handing it to the pool (a cross-thread
-/// wake-up) took longer than the work itself for batch-1 inference.
-const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 /// Output pixels per im2col block in the backward pass (512 × kh·kw·cin floats stay in L2).
 const REDUCE_PIXELS: usize = 512;
 /// Output pixels per partial sum of the kernel gradient, and the most partials kept at once.

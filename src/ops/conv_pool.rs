@@ -20,12 +20,11 @@ use super::pool::{max_pool_image, Pool2d, PoolKind};
 use super::LinearGrads;
 use crate::alloc::{filled, reused, zeros, FirstError};
 use crate::error::{shape_err, OpResult};
+use crate::ops::PARALLEL_MIN_FLOPS;
 
 /// Marks a pooled output whose gradient goes nowhere: its window's maximum is a ReLU zero.
 pub const NO_WINNER: u32 = u32::MAX;
 
-/// Below about this much convolution work per call the images run on the calling thread.
-const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 /// Convolution-output gradient values handled at once in the backward pass (256 KiB: stays in L2).
 const GROUP_VALUES: usize = 1 << 16;
 

@@ -6,6 +6,8 @@ use rayon::prelude::*;
 
 use super::activation::{mask_by_relu, relu_in_place};
 use super::gemm::{column_sums, sgemm};
+use super::microkernel;
+use super::PARALLEL_MIN_FLOPS;
 use super::simd::multiversion;
 use super::conv::sum_partials;
 use super::LinearGrads;
@@ -141,9 +143,16 @@ impl Dense {
         let (m, k, u) = (self.batch, self.inputs, self.units);
         let blocks = k.div_ceil(GEMV_DEPTH).max(1); // k = 0: one block of zeros
         let mut partials = crate::alloc::zeros(&[blocks, m, u], "the partial products")?;
-        partials.par_chunks_mut(m * u).enumerate().for_each(|(b, part)| {
-            let k0 = b * GEMV_DEPTH;
-            gemv_block(x, k, k0, (k - k0).min(GEMV_DEPTH), &kernel[k0 * u..], u, part);
+        // Small layers run on the calling thread: waking the pool costs more than their product.
+        let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * GEMV_DEPTH * m * u);
+        partials.par_chunks_mut(m * u).with_min_len(min_blocks).enumerate().for_each(|(b, part)| {
+            let (k0, depth) = (b * GEMV_DEPTH, (k - b * GEMV_DEPTH).min(GEMV_DEPTH));
+            if microkernel::fits(u) {
+                // The register-tiled kernel reads the kernel rows in place, like the loop below, ~10× faster.
+                sgemm(m, depth, u, &x[k0..], false, k, &kernel[k0 * u..], false, u, part, u, 0.0);
+            } else {
+                gemv_block(x, k, k0, depth, &kernel[k0 * u..], u, part);
+            }
         });
         let mut y = sum_partials(&partials, m * u)?;
         if let Some(b) = bias {

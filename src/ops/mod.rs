@@ -19,6 +19,10 @@ pub mod pool;
 pub mod resample;
 pub mod simd;
 
+/// Below about this much work (floating-point operations) a kernel runs on the calling thread: handing it
+/// to the pool (a cross-thread wake-up) took longer than the work itself for batch-1 inference.
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+
 /// What the backward of a layer with a kernel and a bias returns: (grad_x if asked, grad_kernel, grad_bias).
 pub type LinearGrads = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
 

@@ -16,11 +16,10 @@ use crate::error::{shape_err, OpError, OpResult};
 use crate::ops::gemm::{column_sums, sgemm};
 use crate::ops::geometry::{Axis, Padding};
 use crate::ops::LinearGrads;
+use crate::ops::PARALLEL_MIN_FLOPS;
 
 /// Output pixels per im2col block (BLOCK_PIXELS × taps floats stay in L2).
 const BLOCK_PIXELS: usize = 128;
-/// Below about this much work a call runs on the calling thread.
-const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupedConv {

@@ -31,6 +31,7 @@ use crate::error::OpResult;
 use crate::ops::gemm::{column_sums, sgemm};
 use crate::ops::simd::multiversion;
 use crate::ops::LinearGrads;
+use crate::ops::PARALLEL_MIN_FLOPS;
 
 /// Tiles per transform-and-GEMM block: one GEMM per tile element over this many rows.
 const BLOCK_TILES: usize = 128;
@@ -45,8 +46,6 @@ const DEPTH_HALF_EFFICIENCY: f64 = 24.0;
 /// Winograd's GEMMs have one band's tiles as rows (one image's, at most `BLOCK_TILES`): time per
 /// multiply-add grows as (1 + this / rows), the direct convolution's blocks of pixels are always long.
 const ROWS_HALF_EFFICIENCY: f64 = 16.0;
-/// Below about this much work a call runs on the calling thread.
-const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 
 /// A Winograd transform set: Bᵀ (α×α), G (α×3), Aᵀ (m×α), row-major, α = m + 2.
 #[derive(Debug)]
