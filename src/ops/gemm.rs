@@ -180,9 +180,11 @@ mod tests {
 
     #[test]
     fn every_path_matches_a_naive_product() {
-        // Widths that are multiples of 16 take the AVX-512 kernel where the CPU has it; row counts
-        // cover every tile height (1..=6) and the tails.
-        for &(m, k, n) in &[(1, 1, 16), (5, 9, 32), (6, 7, 48), (13, 33, 64), (7, 288, 80), (20, 5, 128), (3, 4, 5)] {
+        // Widths that are multiples of the vector width take rconv's micro-kernel where the CPU has one;
+        // row counts cover every tile height (1..=6) and the tails; the last two shapes span several of the
+        // AVX2 kernel's depth (256) and row (96) blocks, one with a width of 3 AVX2 vectors.
+        for &(m, k, n) in &[(1, 1, 16), (5, 9, 32), (6, 7, 48), (13, 33, 64), (7, 288, 80), (20, 5, 128), (3, 4, 5),
+                            (200, 600, 24), (101, 257, 16)] {
             for a_t in [false, true] {
                 let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 17) as f32 - 8.0).collect();
                 let b: Vec<f32> = (0..k * n).map(|i| ((i * 11) % 13) as f32 - 6.0).collect();
