@@ -47,10 +47,22 @@ impl ConvReluMaxPool {
         self.pool.output_shape()
     }
 
+    /// Floating-point operations of one image's convolution.
+    fn image_flops(&self) -> usize {
+        2 * self.conv.pixels_per_image() * self.conv.taps() * self.conv.cout
+    }
+
     /// Images handed to one worker at a time, so that tiny calls stay on the calling thread.
     fn min_images(&self) -> usize {
-        let flops = 2 * self.conv.pixels_per_image() * self.conv.taps() * self.conv.cout;
-        PARALLEL_MIN_FLOPS.div_ceil(flops.max(1))
+        PARALLEL_MIN_FLOPS.div_ceil(self.image_flops().max(1))
+    }
+
+    /// One image's pooled output `yn` (and with `at_n` its winners) from its ReLU convolution output `z`.
+    fn pool_image(&self, z: &[f32], yn: &mut [f32], mut at_n: Option<&mut [u32]>) {
+        max_pool_image(&self.pool, z, yn, at_n.as_deref_mut());
+        if let Some(at_n) = at_n {
+            drop_relu_zeros(yn, at_n);
+        }
     }
 
     /// The pooled output, and with `winners` the image offset of the cell each pooled value came from
@@ -65,16 +77,11 @@ impl ConvReluMaxPool {
         }
         // Fewer images than threads (batch-1 inference) and enough work per image: the convolution split over
         // pixel blocks instead (`Conv2d::forward`, the same products per output), then each image pooled.
-        let image_flops = 2 * self.conv.pixels_per_image() * self.conv.taps() * self.conv.cout;
-        if self.pool.batch < rayon::current_num_threads() && image_flops >= 4 * PARALLEL_MIN_FLOPS {
+        if self.pool.batch < rayon::current_num_threads() && self.image_flops() >= 4 * PARALLEL_MIN_FLOPS {
             let z = self.conv.forward(x, kernel, bias, true)?;
             let mut at_chunks = at.chunks_mut(out_len); // empty without `winners`
             for (zn, yn) in z.chunks_exact(self.pool.image_len()).zip(y.chunks_mut(out_len)) {
-                let mut at_n = at_chunks.next();
-                max_pool_image(&self.pool, zn, yn, at_n.as_deref_mut());
-                if let Some(at_n) = at_n {
-                    drop_relu_zeros(yn, at_n);
-                }
+                self.pool_image(zn, yn, at_chunks.next());
             }
             return Ok((y, winners.then_some(at)));
         }
@@ -91,7 +98,7 @@ impl ConvReluMaxPool {
         };
         y.par_chunks_mut(out_len).zip(at_chunks).enumerate().with_min_len(self.min_images()).for_each_init(
             || Ok((reused(&[self.pool.image_len()], "the per-image convolution output")?, scratches(&self.conv, wino, false)?)),
-            |buffers, (n, (yn, mut at_n))| {
+            |buffers, (n, (yn, at_n))| {
                 let (z, scratch) = match buffers {
                     Ok((z, scratch)) => (z, scratch),
                     Err(e) => return failed.record(e),
@@ -102,10 +109,7 @@ impl ConvReluMaxPool {
                     (Scratches::Direct(s), ..) => self.conv.forward_pixels(&lhs, kernel, bias, true, n * pixels, z, s),
                     _ => unreachable!("the scratch matches the path"),
                 }
-                max_pool_image(&self.pool, z, yn, at_n.as_deref_mut());
-                if let Some(at_n) = at_n {
-                    drop_relu_zeros(yn, at_n);
-                }
+                self.pool_image(z, yn, at_n);
             },
         );
         failed.into_result()?;

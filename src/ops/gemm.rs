@@ -2,8 +2,9 @@
 //! stay deterministic (no split-dependent summation order).
 //!
 //! Three back ends, picked at run time: rconv's own AVX-512 / AVX2 micro-kernels (`microkernel.rs`) for
-//! outputs a multiple of the vector width wide, the `gemm` crate (AVX-512 / AVX2 / FMA kernels; about twice as fast as
-//! `matrixmultiply` on conv shapes here) for the rest, and `matrixmultiply` as the portable path.
+//! outputs a multiple of the vector width wide, the `gemm` crate (AVX-512 / AVX2 / FMA kernels; about
+//! twice as fast as `matrixmultiply` on conv shapes here) for the rest, and `matrixmultiply` as the
+//! portable path.
 //! Setting `RCONV_KERNELS=portable` forces the portable path, so CI tests it on any machine.
 //!
 //! The compute precision (`set_compute_precision`) is process-wide: while it is `BFloat16`, every

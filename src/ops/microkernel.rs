@@ -120,11 +120,11 @@ macro_rules! tiles {
     };
 }
 
-/// The kernels for one instruction set: `$feature` enabled, vectors of `$lanes` floats of type `$v`, up
+/// The kernels for one instruction set: `$feature` enabled, vectors of `$lanes` floats, up
 /// to `$nv` vectors per tile row, depth blocks of `$kc` and row blocks of `$mc` (AVX-512: none, its
 /// measured loop order kept; AVX2's L1/L2 are smaller), with that set's load/store/broadcast/FMA/add/max intrinsics.
 macro_rules! kernels {
-    ($isa:ident, $feature:literal, $v:ty, $lanes:literal, [$($nv:literal),+], $kc:expr, $mc:expr, $zero:ident, $load:ident, $store:ident,
+    ($isa:ident, $feature:literal, $lanes:literal, [$($nv:literal),+], $kc:expr, $mc:expr, $zero:ident, $load:ident, $store:ident,
      $set1:ident, $fmadd:ident, $add:ident, $max:ident) => {
         #[cfg(target_arch = "x86_64")]
         mod $isa {
@@ -302,7 +302,7 @@ macro_rules! kernels {
     };
 }
 
-kernels!(avx512, "avx512f", __m512, 16, [1, 2, 3, 4], usize::MAX, usize::MAX, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+kernels!(avx512, "avx512f", 16, [1, 2, 3, 4], usize::MAX, usize::MAX, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps,
          _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_max_ps);
-kernels!(avx2, "avx2,fma", __m256, 8, [1, 2], 256, 96, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+kernels!(avx2, "avx2,fma", 8, [1, 2], 256, 96, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
          _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_max_ps);

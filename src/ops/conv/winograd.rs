@@ -202,10 +202,9 @@ impl Conv2d {
 
     fn winograd_cost(&self, tf: &Transform) -> f64 {
         let a = tf.alpha();
-        let tiles = (self.rows.output.div_ceil(tf.m) * self.cols.output.div_ceil(tf.m)) as f64;
         let (cin, cout) = (self.cin as f64, self.cout as f64);
-        let band = (BLOCK_TILES / self.cols.output.div_ceil(tf.m)).max(1).min(self.rows.output.div_ceil(tf.m));
-        let rows = (band * self.cols.output.div_ceil(tf.m)) as f64;
+        let (th, tw) = (self.rows.output.div_ceil(tf.m), self.cols.output.div_ceil(tf.m));
+        let rows = (band_rows(tw).min(th) * tw) as f64; // one band's tiles
         let gemm = (a * a) as f64 * cin * cout * gemm_penalty(cin, self.cout) * (1.0 + ROWS_HALF_EFFICIENCY / rows);
         let nnz = |m: &[f32]| m.iter().filter(|&&v| v != 0.0).count() as f64;
         // Input transform: two passes of α² outputs with nnz(Bᵀ)/α terms each; output: m·α and m² outputs.
@@ -214,8 +213,13 @@ impl Conv2d {
         // The kernel transform (9 taps into α² elements, once per call) shared by the batch's images: at
         // batch 1 it costs more than a small layer's whole direct convolution.
         let kernel = (9 * a * a) as f64 * cin * cout / self.batch as f64;
-        tiles * (gemm + TRANSFORM_COST * (input + output)) + TRANSFORM_COST * kernel
+        (th * tw) as f64 * (gemm + TRANSFORM_COST * (input + output)) + TRANSFORM_COST * kernel
     }
+}
+
+/// Tile rows per band of an image `tile_cols` tiles wide: about `BLOCK_TILES` tiles, at least one row.
+fn band_rows(tile_cols: usize) -> usize {
+    (BLOCK_TILES / tile_cols).max(1)
 }
 
 /// GEMM time per multiply-add relative to a deep, 16-aligned GEMM.
@@ -233,9 +237,9 @@ impl Winograd {
         (g.oh.div_ceil(self.tf.m), g.ow.div_ceil(self.tf.m))
     }
 
-    /// Tile rows per band: about `BLOCK_TILES` tiles, at least one row.
+    /// Tile rows per band of correlation `g`.
     fn band_rows(&self, g: &Geom) -> usize {
-        (BLOCK_TILES / self.tiles(g).1).max(1)
+        band_rows(self.tiles(g).1)
     }
 
     pub fn scratch(&self) -> OpResult<Scratch> {
