@@ -63,39 +63,48 @@ impl Transform {
 }
 
 #[rustfmt::skip]
+const F2_BT: [f32; 16] = [1.0, 0.0, -1.0, 0.0,
+                          0.0, 1.0, 1.0, 0.0,
+                          0.0, -1.0, 1.0, 0.0,
+                          0.0, 1.0, 0.0, -1.0];
+#[rustfmt::skip]
+const F2_AT: [f32; 8] = [1.0, 1.0, 1.0, 0.0,
+                         0.0, 1.0, -1.0, -1.0];
+#[rustfmt::skip]
+const F4_BT: [f32; 36] = [4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+                          0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+                          0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+                          0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+                          0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+                          0.0, 4.0, 0.0, -5.0, 0.0, 1.0];
+#[rustfmt::skip]
+const F4_AT: [f32; 24] = [1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+                          0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+                          0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+                          0.0, 1.0, -1.0, 8.0, -8.0, 1.0];
+
+#[rustfmt::skip]
 static F2: Transform = Transform {
     m: 2,
-    bt: &[1.0, 0.0, -1.0, 0.0,
-          0.0, 1.0, 1.0, 0.0,
-          0.0, -1.0, 1.0, 0.0,
-          0.0, 1.0, 0.0, -1.0],
+    bt: &F2_BT,
     g: &[1.0, 0.0, 0.0,
          0.5, 0.5, 0.5,
          0.5, -0.5, 0.5,
          0.0, 0.0, 1.0],
-    at: &[1.0, 1.0, 1.0, 0.0,
-          0.0, 1.0, -1.0, -1.0],
+    at: &F2_AT,
 };
 
 #[rustfmt::skip]
 static F4: Transform = Transform {
     m: 4,
-    bt: &[4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
-          0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
-          0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
-          0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
-          0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
-          0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    bt: &F4_BT,
     g: &[1.0 / 4.0, 0.0, 0.0,
          -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
          -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
          1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
          1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
          0.0, 0.0, 1.0],
-    at: &[1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
-          0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
-          0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
-          0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    at: &F4_AT,
 };
 
 /// 0 = off, 1 = per-shape choice, 2 / 4 = that tile size wherever it applies; `UNSET` until read.
@@ -153,11 +162,10 @@ pub(crate) struct Winograd {
     bwd: Geom,
 }
 
-/// Per-thread buffers: transformed inputs (α² × tiles × channels), products, and one tile's temporaries.
+/// Per-thread buffers: transformed inputs (α² × tiles × channels) and products.
 pub(crate) struct Scratch {
     v: Reused,
     p: Reused,
-    t: Reused,
 }
 
 impl Conv2d {
@@ -247,7 +255,6 @@ impl Winograd {
         Ok(Scratch {
             v: reused(&[a * a, BLOCK_TILES, ch], "the Winograd input tiles")?,
             p: reused(&[a * a, BLOCK_TILES, ch], "the Winograd products")?,
-            t: reused(&[a * a, ch], "the Winograd tile")?,
         })
     }
 
@@ -286,12 +293,12 @@ impl Winograd {
         let end = ((band + 1) * rows * tw).min(self.tiles(g).0 * tw);
         for t0 in (first..end).step_by(BLOCK_TILES) {
             let n = BLOCK_TILES.min(end - t0);
-            input_tiles(self.tf, g, input, t0, n, &mut s.v, &mut s.t);
+            input_tiles(self.tf, g, input, t0, n, &mut s.v);
             for e in 0..a * a {
                 sgemm(n, g.cin, g.cout, &s.v[e * BLOCK_TILES * g.cin..], false, g.cin, &u[e * g.cin * g.cout..], false,
                       g.cout, &mut s.p[e * BLOCK_TILES * g.cout..], g.cout, 0.0);
             }
-            output_tiles(self.tf, g, &s.p, t0, n, band * rows * self.tf.m, bias, relu, out, &mut s.t);
+            output_tiles(self.tf, g, &s.p, t0, n, band * rows * self.tf.m, bias, relu, out);
         }
     }
 
@@ -361,8 +368,8 @@ impl Winograd {
         let (th, tw) = self.tiles(g);
         for t0 in (first..end.min(th * tw)).step_by(BLOCK_TILES) {
             let n = BLOCK_TILES.min(end.min(th * tw) - t0);
-            input_tiles(self.tf, g, x, t0, n, &mut s.v, &mut s.t);
-            grad_tiles(self.tf, g, dy, t0, n, &mut s.p, &mut s.t);
+            input_tiles(self.tf, g, x, t0, n, &mut s.v);
+            grad_tiles(self.tf, g, dy, t0, n, &mut s.p);
             for e in 0..a * a {
                 sgemm(g.cin, n, g.cout, &s.v[e * BLOCK_TILES * g.cin..], true, g.cin, &s.p[e * BLOCK_TILES * g.cout..], false,
                       g.cout, &mut du[e * g.cin * g.cout..], g.cout, 1.0);
@@ -431,109 +438,225 @@ multiversion! {
     }
 }
 
-/// dst = Σ_k m[row·α + k] · src_k, for `src(k)` vectors (None: zero).
+/// Channels per register block of the tile transforms: one AVX-512 vector (two AVX2 ones).
+const LANES: usize = 16;
+
+/// One transform set as compile-time constants, so that the tile transforms below unroll into straight-line
+/// vector code with the zero coefficients gone (`Transform` holds the same matrices for the rest).
+trait Tiles {
+    /// Bᵀ (α×α) and Aᵀ (m×α) in 6-wide rows.
+    const BT: [[f32; 6]; 6];
+    const AT: [[f32; 6]; 4];
+}
+
+struct Tiles2;
+struct Tiles4;
+
+impl Tiles for Tiles2 {
+    const BT: [[f32; 6]; 6] = rows6(F2_BT, 4);
+    const AT: [[f32; 6]; 4] = rows6_at(F2_AT, 4);
+}
+
+impl Tiles for Tiles4 {
+    const BT: [[f32; 6]; 6] = rows6(F4_BT, 6);
+    const AT: [[f32; 6]; 4] = rows6_at(F4_AT, 6);
+}
+
+/// A row-major α×α matrix in 6-wide rows (zeros beyond α).
+const fn rows6<const N: usize>(m: [f32; N], a: usize) -> [[f32; 6]; 6] {
+    let mut out = [[0.0; 6]; 6];
+    let mut i = 0;
+    while i < N {
+        out[i / a][i % a] = m[i];
+        i += 1;
+    }
+    out
+}
+
+const fn rows6_at<const N: usize>(m: [f32; N], a: usize) -> [[f32; 6]; 4] {
+    let mut out = [[0.0; 6]; 4];
+    let mut i = 0;
+    while i < N {
+        out[i / a][i % a] = m[i];
+        i += 1;
+    }
+    out
+}
+
+/// Σ_k coef(k) · x[k] over k < n, in order of k from zero, skipping zero coefficients (constants here, so
+/// the skipped terms cost nothing): the same operations, in the same order, for every instruction set.
 #[inline(always)]
-fn mix<'a>(m: &[f32], row: usize, a: usize, dst: &mut [f32], src: impl Fn(usize) -> Option<&'a [f32]>) {
-    dst.fill(0.0);
-    for k in 0..a {
-        let c = m[row * a + k];
+fn dot<const W: usize>(n: usize, coef: impl Fn(usize) -> f32, x: impl Fn(usize) -> [f32; W]) -> [f32; W] {
+    let mut acc = [0.0f32; W];
+    for k in 0..n {
+        let c = coef(k);
         if c != 0.0 {
-            if let Some(s) = src(k) {
-                dst.iter_mut().zip(s).for_each(|(d, &v)| *d += c * v);
-            }
+            let v = x(k);
+            acc.iter_mut().zip(v).for_each(|(a, v)| *a += c * v);
         }
     }
+    acc
+}
+
+#[inline(always)]
+fn load<const W: usize>(src: &[f32]) -> [f32; W] {
+    let mut v = [0.0f32; W];
+    v.copy_from_slice(&src[..W]);
+    v
+}
+
+/// Runs `$f::<Tiles2 or Tiles4, α, m, LANES or 1>(c0, args)` over the channel blocks of `c` channels:
+/// whole blocks of LANES, then the rest one channel at a time. (Plain loops: an iterator adapter's fold
+/// would be a function of its own, compiled without the clone's instruction set.)
+macro_rules! per_block {
+    ($tf:expr, $c:expr, $f:ident($($arg:expr),*)) => {{
+        let full = $c / LANES * LANES;
+        let mut c0 = 0;
+        if $tf.m == 2 {
+            while c0 < full {
+                $f::<Tiles2, 4, 2, LANES>(c0, $($arg),*);
+                c0 += LANES;
+            }
+            while c0 < $c {
+                $f::<Tiles2, 4, 2, 1>(c0, $($arg),*);
+                c0 += 1;
+            }
+        } else {
+            while c0 < full {
+                $f::<Tiles4, 6, 4, LANES>(c0, $($arg),*);
+                c0 += LANES;
+            }
+            while c0 < $c {
+                $f::<Tiles4, 6, 4, 1>(c0, $($arg),*);
+                c0 += 1;
+            }
+        }
+    }};
 }
 
 multiversion! {
     /// v[e][q][..] = (Bᵀ d B)[e] for tiles t0..t0 + n of one image (d the tile gathered from `input`,
-    /// zero outside it); `t` is one tile's α² × cin temporary.
-    fn input_tiles(tf: &Transform, g: &Geom, input: &[f32], t0: usize, n: usize, v: &mut [f32], t: &mut [f32]) {
-        let (a, m, c) = (tf.alpha(), tf.m, g.cin);
-        let tw = g.ow.div_ceil(m);
-        let t = &mut t[..a * a * c];
+    /// zero outside it).
+    fn input_tiles(tf: &Transform, g: &Geom, input: &[f32], t0: usize, n: usize, v: &mut [f32]) {
         for q in 0..n {
-            let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
-            let (y0, x0) = ((ty * m) as isize - g.pad_y as isize, (tx * m) as isize - g.pad_x as isize);
-            let pixel = |k: usize, j: usize| -> Option<&[f32]> {
-                let (iy, ix) = (y0 + k as isize, x0 + j as isize);
-                (iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w)
-                    .then(|| &input[((iy as usize) * g.w + ix as usize) * c..][..c])
-            };
-            // t[i][j] = Σ_k Bᵀ[i][k] d[k][j], then v[i][j] = Σ_k t[i][k] Bᵀ[j][k].
-            for (ij, dst) in t.chunks_exact_mut(c).enumerate() {
-                mix(tf.bt, ij / a, a, dst, |k| pixel(k, ij % a));
+            per_block!(tf, g.cin, input_block(g, input, t0 + q, q, v));
+        }
+    }
+}
+
+/// Channels c0..c0 + W of input tile `tile` into slot `q` of `v` (A = α, M = m of `T`).
+#[inline(always)]
+fn input_block<T: Tiles, const A: usize, const M: usize, const W: usize>(c0: usize, g: &Geom, input: &[f32], tile: usize,
+                                                                         q: usize, v: &mut [f32]) {
+    let c = g.cin;
+    let tw = g.ow.div_ceil(M);
+    let (y0, x0) = (((tile / tw) * M) as isize - g.pad_y as isize, ((tile % tw) * M) as isize - g.pad_x as isize);
+    // t[i][j] = Σ_k Bᵀ[i][k] d[k][j], a column of d at a time, then v[i][j] = Σ_k t[i][k] Bᵀ[j][k].
+    let mut t = [[[0.0f32; W]; A]; A];
+    for j in 0..A {
+        let ix = x0 + j as isize;
+        let mut col = [[0.0f32; W]; A];
+        if ix >= 0 && (ix as usize) < g.w {
+            for (k, px) in col.iter_mut().enumerate() {
+                let iy = y0 + k as isize;
+                if iy >= 0 && (iy as usize) < g.h {
+                    *px = load(&input[((iy as usize) * g.w + ix as usize) * c + c0..]);
+                }
             }
-            let t = &*t;
-            for e in 0..a * a {
-                let dst = &mut v[(e * BLOCK_TILES + q) * c..][..c];
-                mix(tf.bt, e % a, a, dst, |k| Some(&t[((e / a) * a + k) * c..][..c]));
-            }
+        }
+        for (i, row) in t.iter_mut().enumerate() {
+            row[j] = dot(A, |k| T::BT[i][k], |k| col[k]);
+        }
+    }
+    for (i, row) in t.iter().enumerate() {
+        for j in 0..A {
+            let out = dot(A, |k| T::BT[j][k], |k| row[k]);
+            v[((i * A + j) * BLOCK_TILES + q) * c + c0..][..W].copy_from_slice(&out);
         }
     }
 }
 
 multiversion! {
     /// Output tiles t0..t0 + n of one image: Aᵀ P A (+ bias, ReLU) from the products `p`, written into
-    /// `out`, which holds the output rows from `row0` on; `s` is an m·α × cout temporary.
+    /// `out`, which holds the output rows from `row0` on.
     #[allow(clippy::too_many_arguments)]
     fn output_tiles(tf: &Transform, g: &Geom, p: &[f32], t0: usize, n: usize, row0: usize, bias: Option<&[f32]>,
-                    relu: bool, out: &mut [f32], s: &mut [f32]) {
-        let (a, m, c) = (tf.alpha(), tf.m, g.cout);
-        let tw = g.ow.div_ceil(m);
-        let s = &mut s[..m * a * c];
+                    relu: bool, out: &mut [f32]) {
         for q in 0..n {
-            let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
-            // s[i][j] = Σ_k Aᵀ[i][k] P[k][j], then y[i][j] = Σ_k s[i][k] Aᵀ[j][k].
-            for (ij, dst) in s.chunks_exact_mut(c).enumerate() {
-                mix(tf.at, ij / a, a, dst, |k| Some(&p[((k * a + ij % a) * BLOCK_TILES + q) * c..][..c]));
+            per_block!(tf, g.cout, output_block(g, p, t0 + q, q, row0, bias, relu, out));
+        }
+    }
+}
+
+/// Channels c0..c0 + W of output tile `tile` from slot `q` of `p`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn output_block<T: Tiles, const A: usize, const M: usize, const W: usize>(c0: usize, g: &Geom, p: &[f32], tile: usize,
+                                                                          q: usize, row0: usize, bias: Option<&[f32]>,
+                                                                          relu: bool, out: &mut [f32]) {
+    let c = g.cout;
+    let tw = g.ow.div_ceil(M);
+    let (ty, tx) = (tile / tw, tile % tw);
+    // s[i][j] = Σ_k Aᵀ[i][k] P[k][j], a column of P at a time, then y[i][j] = Σ_k s[i][k] Aᵀ[j][k].
+    let mut s = [[[0.0f32; W]; A]; M];
+    for j in 0..A {
+        let mut col = [[0.0f32; W]; A];
+        for (k, pk) in col.iter_mut().enumerate() {
+            *pk = load(&p[((k * A + j) * BLOCK_TILES + q) * c + c0..]);
+        }
+        for (i, row) in s.iter_mut().enumerate() {
+            row[j] = dot(A, |k| T::AT[i][k], |k| col[k]);
+        }
+    }
+    let b: [f32; W] = bias.map_or([0.0; W], |b| load(&b[c0..]));
+    for (i, row) in s.iter().enumerate().take(M.min(g.oh - ty * M)) {
+        for j in 0..M.min(g.ow - tx * M) {
+            let mut y = dot(A, |k| T::AT[j][k], |k| row[k]);
+            if bias.is_some() {
+                y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
             }
-            for i in 0..m.min(g.oh - ty * m) {
-                for j in 0..m.min(g.ow - tx * m) {
-                    let dst = &mut out[((ty * m + i - row0) * g.ow + tx * m + j) * c..][..c];
-                    mix(tf.at, j, a, dst, |k| Some(&s[(i * a + k) * c..][..c]));
-                    if let Some(b) = bias {
-                        dst.iter_mut().zip(b).for_each(|(d, &b)| *d += b);
-                    }
-                    if relu {
-                        dst.iter_mut().for_each(|d| *d = d.max(0.0));
-                    }
-                }
+            if relu {
+                y.iter_mut().for_each(|y| *y = y.max(0.0));
             }
+            out[((ty * M + i - row0) * g.ow + tx * M + j) * c + c0..][..W].copy_from_slice(&y);
         }
     }
 }
 
 multiversion! {
-    /// w[e][q][..] = (A dY Aᵀ)[e] for output-gradient tiles t0..t0 + n of one image (zero beyond the
-    /// output); `s` is an α·m × cout temporary.
-    fn grad_tiles(tf: &Transform, g: &Geom, dy: &[f32], t0: usize, n: usize, w: &mut [f32], s: &mut [f32]) {
-        let (a, m, c) = (tf.alpha(), tf.m, g.cout);
-        let tw = g.ow.div_ceil(m);
-        let s = &mut s[..a * m * c];
-        // A = (Aᵀ)ᵀ: column i of Aᵀ as a row of length m.
-        let mut acol = [0.0f32; 6 * 4];
-        for i in 0..a {
-            for k in 0..m {
-                acol[i * m + k] = tf.at[k * a + i];
+    /// w[e][q][..] = (A dY Aᵀ)[e] for output-gradient tiles t0..t0 + n of one image (zero beyond the output).
+    fn grad_tiles(tf: &Transform, g: &Geom, dy: &[f32], t0: usize, n: usize, w: &mut [f32]) {
+        for q in 0..n {
+            per_block!(tf, g.cout, grad_block(g, dy, t0 + q, q, w));
+        }
+    }
+}
+
+/// Channels c0..c0 + W of output-gradient tile `tile` into slot `q` of `w`.
+#[inline(always)]
+fn grad_block<T: Tiles, const A: usize, const M: usize, const W: usize>(c0: usize, g: &Geom, dy: &[f32], tile: usize,
+                                                                        q: usize, w: &mut [f32]) {
+    let c = g.cout;
+    let tw = g.ow.div_ceil(M);
+    let (ty, tx) = (tile / tw, tile % tw);
+    let (rows, cols) = (M.min(g.oh - ty * M), M.min(g.ow - tx * M));
+    // With A = (Aᵀ)ᵀ: s[i][l] = Σ_k A[i][k] dY[k][l], a column of dY at a time, then w[i][j] = Σ_l s[i][l] A[j][l].
+    let mut s = [[[0.0f32; W]; M]; A];
+    for l in 0..M {
+        let mut col = [[0.0f32; W]; M];
+        if l < cols {
+            for (k, px) in col.iter_mut().enumerate().take(rows) {
+                *px = load(&dy[((ty * M + k) * g.ow + tx * M + l) * c + c0..]);
             }
         }
-        let acol = &acol[..a * m];
-        for q in 0..n {
-            let (ty, tx) = ((t0 + q) / tw, (t0 + q) % tw);
-            let pixel = |k: usize, l: usize| -> Option<&[f32]> {
-                let (oy, ox) = (ty * m + k, tx * m + l);
-                (oy < g.oh && ox < g.ow).then(|| &dy[(oy * g.ow + ox) * c..][..c])
-            };
-            // s[i][l] = Σ_k A[i][k] dY[k][l], then w[i][j] = Σ_l s[i][l] A[j][l].
-            for (il, dst) in s.chunks_exact_mut(c).enumerate() {
-                mix(acol, il / m, m, dst, |k| pixel(k, il % m));
-            }
-            let s = &*s;
-            for e in 0..a * a {
-                let dst = &mut w[(e * BLOCK_TILES + q) * c..][..c];
-                mix(acol, e % a, m, dst, |l| Some(&s[((e / a) * m + l) * c..][..c]));
-            }
+        for (i, row) in s.iter_mut().enumerate() {
+            row[l] = dot(M, |k| T::AT[k][i], |k| col[k]);
+        }
+    }
+    for (i, row) in s.iter().enumerate() {
+        for j in 0..A {
+            let out = dot(M, |l| T::AT[l][j], |l| row[l]);
+            w[((i * A + j) * BLOCK_TILES + q) * c + c0..][..W].copy_from_slice(&out);
         }
     }
 }

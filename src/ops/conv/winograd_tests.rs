@@ -41,6 +41,7 @@ const SHAPES: &[([usize; 4], usize, Padding)] = &[
     ([2, 13, 5, 2], 7, Padding::Same),
     ([1, 30, 21, 4], 48, Padding::Valid),
     ([1, 1, 1, 3], 2, Padding::Same),
+    ([1, 7, 9, 37], 20, Padding::Same), // two 16-channel blocks and 5 single channels in, 16 + 4 out
 ];
 
 #[test]
