@@ -26,6 +26,11 @@ const REDUCE_PIXELS: usize = 512;
 /// Output pixels per partial sum of the kernel gradient, and the most partials kept at once.
 const PIXELS_PER_PARTIAL: usize = 1024;
 const MAX_PARTIALS: usize = 16;
+/// Deeper layers get at least a partial per PIXELS_PER_PARTIAL pixels of this many taps (3×3×128): a
+/// 9×9×256→256 layer has 1,568 output pixels of 2,304 taps per batch of 32, and one partial left the
+/// other cores idle (kernel gradient 135 GFLOP/s; 4 partials 240, 8 212, 16 163: each is 2.4 MB to zero
+/// and add).
+const PARTIAL_TAPS: usize = 1152;
 /// Backward passes whose whole im2col matrix has at most this many values (2 MiB) build it at once.
 const WHOLE_COL_VALUES: usize = 1 << 19;
 /// Kernel-gradient rows (taps) per work item in `backward_whole`.
@@ -315,7 +320,7 @@ impl Conv2d {
         // so they split evenly over 2, 4, 8... cores); each chunk accumulates its partial product block
         // by block, and the partials are summed in order: parallel even for a 1-channel first layer, and
         // identical run to run.
-        let chunks = partial_count(pixels);
+        let chunks = partial_count(pixels).max(partial_count(pixels.saturating_mul(taps) / PARTIAL_TAPS));
         let per_chunk = pixels.div_ceil(chunks);
         let mut partials = zeros(&[chunks, taps, cout], "the kernel-gradient partial sums")?;
         let failed = FirstError::default();
