@@ -10,6 +10,8 @@ IntOrPair = Union[int, Sequence[int]]
 
 def _f32(x, op: str, name: str) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 array, copying only when needed."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
+        return x  # the common case, checked first: per-call overhead counts at batch 1
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         raise TypeError(f"{op}: `{name}` must be a floating-point array, got dtype {arr.dtype} "
@@ -27,6 +29,9 @@ def _int(v, op: str, name: str, value) -> int:
 
 
 def _pair(value: IntOrPair, op: str, name: str) -> Tuple[int, int]:
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and value[0] >= 1 and value[1] >= 1:
+        return value  # the common case (layers pass validated tuples), checked first
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         pair: Tuple[int, ...] = (_int(value, op, name, value),) * 2
     else:
