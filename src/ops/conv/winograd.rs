@@ -35,6 +35,15 @@ use crate::ops::PARALLEL_MIN_FLOPS;
 
 /// Tiles per transform-and-GEMM block: one GEMM per tile element over this many rows.
 const BLOCK_TILES: usize = 128;
+/// Floats between consecutive planes (tile elements) of the tile buffers beyond their BLOCK_TILES × channels:
+/// planes a multiple of 4 KB apart put the α² vectors of one tile in the same L1 set (F(4×4): 36 ways for
+/// 12); one cache line more per plane spreads them.
+const PLANE_PAD: usize = 16;
+
+/// Floats per plane of the tile buffers for `channels` channels.
+fn plane(channels: usize) -> usize {
+    BLOCK_TILES * channels + PLANE_PAD
+}
 /// Cost of one transform multiply-add over a channel vector, relative to one GEMM multiply-add: the
 /// transforms are memory-bound element-wise passes.
 const TRANSFORM_COST: f64 = 6.0;
@@ -253,8 +262,8 @@ impl Winograd {
     pub fn scratch(&self) -> OpResult<Scratch> {
         let (a, ch) = (self.tf.alpha(), self.conv.cin.max(self.conv.cout));
         Ok(Scratch {
-            v: reused(&[a * a, BLOCK_TILES, ch], "the Winograd input tiles")?,
-            p: reused(&[a * a, BLOCK_TILES, ch], "the Winograd products")?,
+            v: reused(&[a * a, plane(ch)], "the Winograd input tiles")?,
+            p: reused(&[a * a, plane(ch)], "the Winograd products")?,
         })
     }
 
@@ -295,8 +304,8 @@ impl Winograd {
             let n = BLOCK_TILES.min(end - t0);
             input_tiles(self.tf, g, input, t0, n, &mut s.v);
             for e in 0..a * a {
-                sgemm(n, g.cin, g.cout, &s.v[e * BLOCK_TILES * g.cin..], false, g.cin, &u[e * g.cin * g.cout..], false,
-                      g.cout, &mut s.p[e * BLOCK_TILES * g.cout..], g.cout, 0.0);
+                sgemm(n, g.cin, g.cout, &s.v[e * plane(g.cin)..], false, g.cin, &u[e * g.cin * g.cout..], false,
+                      g.cout, &mut s.p[e * plane(g.cout)..], g.cout, 0.0);
             }
             output_tiles(self.tf, g, &s.p, t0, n, band * rows * self.tf.m, bias, relu, out);
         }
@@ -371,7 +380,7 @@ impl Winograd {
             input_tiles(self.tf, g, x, t0, n, &mut s.v);
             grad_tiles(self.tf, g, dy, t0, n, &mut s.p);
             for e in 0..a * a {
-                sgemm(g.cin, n, g.cout, &s.v[e * BLOCK_TILES * g.cin..], true, g.cin, &s.p[e * BLOCK_TILES * g.cout..], false,
+                sgemm(g.cin, n, g.cout, &s.v[e * plane(g.cin)..], true, g.cin, &s.p[e * plane(g.cout)..], false,
                       g.cout, &mut du[e * g.cin * g.cout..], g.cout, 1.0);
             }
         }

@@ -3,7 +3,7 @@
 //! as compile-time constants so that the unrolled code carries no zero terms. Each output element is the
 //! same sum, in the same order, on every instruction set.
 
-use super::{Geom, Transform, BLOCK_TILES, F2_AT, F2_BT, F4_AT, F4_BT};
+use super::{plane, Geom, Transform, F2_AT, F2_BT, F4_AT, F4_BT};
 use crate::ops::simd::multiversion;
 
 /// Channels per register block of the tile transforms: one AVX-512 vector (two AVX2 ones).
@@ -129,7 +129,7 @@ fn input_block<T: Tiles, const A: usize, const M: usize, const W: usize>(c0: usi
     for (i, row) in t.iter().enumerate() {
         for j in 0..A {
             let out = dot(A, |k| T::BT[j][k], |k| row[k]);
-            v[((i * A + j) * BLOCK_TILES + q) * c + c0..][..W].copy_from_slice(&out);
+            v[(i * A + j) * plane(c) + q * c + c0..][..W].copy_from_slice(&out);
         }
     }
 }
@@ -160,7 +160,7 @@ fn output_block<T: Tiles, const A: usize, const M: usize, const W: usize>(c0: us
     for j in 0..A {
         let mut col = [[0.0f32; W]; A];
         for (k, pk) in col.iter_mut().enumerate() {
-            *pk = load(&p[((k * A + j) * BLOCK_TILES + q) * c + c0..]);
+            *pk = load(&p[(k * A + j) * plane(c) + q * c + c0..]);
         }
         for (i, row) in s.iter_mut().enumerate() {
             row[j] = dot(A, |k| T::AT[i][k], |k| col[k]);
@@ -214,7 +214,7 @@ fn grad_block<T: Tiles, const A: usize, const M: usize, const W: usize>(c0: usiz
     for (i, row) in s.iter().enumerate() {
         for j in 0..A {
             let out = dot(M, |l| T::AT[l][j], |l| row[l]);
-            w[((i * A + j) * BLOCK_TILES + q) * c + c0..][..W].copy_from_slice(&out);
+            w[(i * A + j) * plane(c) + q * c + c0..][..W].copy_from_slice(&out);
         }
     }
 }
