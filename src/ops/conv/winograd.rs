@@ -13,13 +13,16 @@
 //! * Rounding: the transforms' constants (up to 8 for m = 4) add float32 rounding beyond a direct
 //!   convolution's, about 10⁻⁶ (m = 2) and 10⁻⁵ (m = 4) of the magnitude of the terms.
 //!
-//! On by default, per shape: the cost model below (GEMM depth and row-count penalties, transforms at 6×
-//! a GEMM multiply-add, a 15 % margin) was calibrated on a 2-core AVX2 EPYC against measured layer times
-//! (`benchmarks/conv_modes.py`, 2026-12-02): it picks F(4×4) for 23×23×64→128, 43×43×64→128, 49×49×32→64
-//! and 89×89×32→64 and F(2×2) for 20×20×128→256 (1.3–2.3× the direct convolution there), and the direct
-//! convolution for small images (the MNIST convnet's 13×13 and 5×5, 9×9×256→256), where one image's few
-//! tiles make short GEMMs. `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that
-//! tile size wherever it applies (tests, benchmarks).
+//! On by default, per shape: the cost model below (a GEMM depth penalty, the cost of streaming the GEMM's
+//! right operand once per block of rows, from L2 when it fits and from memory when not, transforms at 3×
+//! a GEMM multiply-add, a fixed cost per call, a 15 % margin) was fitted to fused conv + pool layer times
+//! (forward + backward) measured on a 2-core AVX-512 Xeon with the register-blocked transforms
+//! (2026-12-02): it picks F(4×4) for 13×13×32→64 (MNIST, batch 64: 1.25× the direct convolution),
+//! 23×23×64→128, 43×43×64→128, 49×49×32→64 and 89×89×32→64 (1.6–1.9×), F(2×2) for 20×20×128→256 (1.5×),
+//! and the direct convolution for 5×5×64→64 and 9×9×256→256 (Winograd 1.3–1.8× slower there: a few
+//! tiles per image against a transformed kernel too large for L2) and at batch 1 for the smaller images.
+//! `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that tile size wherever it applies
+//! (tests, benchmarks).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -44,17 +47,22 @@ const PLANE_PAD: usize = 16;
 fn plane(channels: usize) -> usize {
     BLOCK_TILES * channels + PLANE_PAD
 }
-/// Cost of one transform multiply-add over a channel vector, relative to one GEMM multiply-add: the
-/// transforms are memory-bound element-wise passes.
-const TRANSFORM_COST: f64 = 6.0;
+/// Cost of one transform multiply-add over a channel vector, relative to one GEMM multiply-add.
+const TRANSFORM_COST: f64 = 3.0;
 /// Winograd is picked only where the model predicts it at most this fraction of the direct cost.
 const WINOGRAD_MARGIN: f64 = 0.85;
 /// GEMM time per multiply-add grows as (1 + this / depth): short inner products (Winograd's depth is cin,
 /// the direct convolution's 9·cin).
-const DEPTH_HALF_EFFICIENCY: f64 = 24.0;
-/// Winograd's GEMMs have one band's tiles as rows (one image's, at most `BLOCK_TILES`): time per
-/// multiply-add grows as (1 + this / rows), the direct convolution's blocks of pixels are always long.
-const ROWS_HALF_EFFICIENCY: f64 = 16.0;
+const DEPTH_HALF_EFFICIENCY: f64 = 8.0;
+/// A GEMM streams its right operand (the kernel, transformed or not) once per block of rows: time per
+/// multiply-add grows as (1 + this / rows), with the first value while the operand fits in
+/// `STREAM_L2_BYTES` and the second when it comes from memory. Winograd's rows are one band's tiles (one
+/// image's, at most `BLOCK_TILES`), the direct convolution's a block of `DIRECT_ROWS` pixels.
+const ROWS_HALF_EFFICIENCY: (f64, f64) = (1.0, 32.0);
+const STREAM_L2_BYTES: usize = 3 << 19;
+const DIRECT_ROWS: usize = 128;
+/// Fixed cost of a Winograd call (transformed kernel, buffers), in GEMM multiply-adds.
+const WINOGRAD_CALL_COST: f64 = 16e6;
 
 /// A Winograd transform set: Bᵀ (α×α), G (α×3), Aᵀ (m×α), row-major, α = m + 2.
 #[derive(Debug)]
@@ -213,24 +221,26 @@ impl Conv2d {
 
     /// Estimated cost (GEMM multiply-add units) of the direct path per image: an im2col GEMM of depth 9·cin.
     fn direct_cost(&self) -> f64 {
-        let depth = (9 * self.cin) as f64;
-        (self.pixels_per_image() * 9 * self.cin * self.cout) as f64 * gemm_penalty(depth, self.cout)
+        let (depth, pixels) = (9 * self.cin, self.pixels_per_image());
+        let rows = DIRECT_ROWS.min(pixels.saturating_mul(self.batch)).max(1);
+        (pixels * depth * self.cout) as f64 * gemm_penalty(depth, self.cout, rows, depth * self.cout)
     }
 
     fn winograd_cost(&self, tf: &Transform) -> f64 {
         let a = tf.alpha();
         let (cin, cout) = (self.cin as f64, self.cout as f64);
         let (th, tw) = (self.rows.output.div_ceil(tf.m), self.cols.output.div_ceil(tf.m));
-        let rows = (band_rows(tw).min(th) * tw) as f64; // one band's tiles
-        let gemm = (a * a) as f64 * cin * cout * gemm_penalty(cin, self.cout) * (1.0 + ROWS_HALF_EFFICIENCY / rows);
+        let rows = band_rows(tw).min(th) * tw; // one band's tiles
+        let gemm = (a * a) as f64 * cin * cout * gemm_penalty(self.cin, self.cout, rows, a * a * self.cin * self.cout);
         let nnz = |m: &[f32]| m.iter().filter(|&&v| v != 0.0).count() as f64;
         // Input transform: two passes of α² outputs with nnz(Bᵀ)/α terms each; output: m·α and m² outputs.
         let input = 2.0 * a as f64 * nnz(tf.bt) * cin;
         let output = (tf.m as f64 + (tf.m * tf.m) as f64 / a as f64) * nnz(tf.at) * cout;
-        // The kernel transform (9 taps into α² elements, once per call) shared by the batch's images: at
-        // batch 1 it costs more than a small layer's whole direct convolution.
-        let kernel = (9 * a * a) as f64 * cin * cout / self.batch as f64;
-        (th * tw) as f64 * (gemm + TRANSFORM_COST * (input + output)) + TRANSFORM_COST * kernel
+        // The kernel transform (9 taps into α² elements) and the call's fixed cost, shared by the batch's
+        // images: at batch 1 they cost more than a small layer's whole direct convolution.
+        let kernel = (9 * a * a) as f64 * cin * cout;
+        let per_call = (TRANSFORM_COST * kernel + WINOGRAD_CALL_COST) / self.batch as f64;
+        (th * tw) as f64 * (gemm + TRANSFORM_COST * (input + output)) + per_call
     }
 }
 
@@ -239,10 +249,14 @@ fn band_rows(tile_cols: usize) -> usize {
     (BLOCK_TILES / tile_cols).max(1)
 }
 
-/// GEMM time per multiply-add relative to a deep, 16-aligned GEMM.
-fn gemm_penalty(depth: f64, n: usize) -> f64 {
+/// GEMM time per multiply-add relative to a deep, 16-aligned GEMM of many rows whose right operand stays
+/// in L2; `operand` is the floats that the right operands of one block of rows add up to (Winograd: all α²
+/// transformed kernel matrices).
+fn gemm_penalty(depth: usize, n: usize, rows: usize, operand: usize) -> f64 {
     let aligned = if n.is_multiple_of(16) { 1.0 } else { 1.6 };
-    aligned * (1.0 + DEPTH_HALF_EFFICIENCY / depth)
+    let fits = operand.saturating_mul(std::mem::size_of::<f32>()) <= STREAM_L2_BYTES;
+    let stream = if fits { ROWS_HALF_EFFICIENCY.0 } else { ROWS_HALF_EFFICIENCY.1 };
+    aligned * (1.0 + DEPTH_HALF_EFFICIENCY / depth as f64) * (1.0 + stream / rows.max(1) as f64)
 }
 
 impl Winograd {
