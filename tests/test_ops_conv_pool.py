@@ -368,6 +368,38 @@ def test_forward(ops, i):
     np.testing.assert_array_equal(y2, y, err_msg=f"winners=False changes y {IDS[i]}")
 
 
+# Convolution outputs above 3 MB per image (786,432 values) are computed and pooled a band of rows at a time
+# (src/ops/conv_pool.rs, BAND_MIN_VALUES); winners must still be offsets in the whole image.
+BANDED = [
+    # (n, h, w, cin, cout, padding, pool, pool padding): gather path, valid pool dropping the last row
+    (1, 162, 161, 3, 32, "valid", 2, "valid"),
+    # im2col path (cout 40), same conv, odd rows: the last band's pool window runs past the output
+    (2, 161, 171, 4, 40, "same", 2, "same"),
+    # non-tiling pool windows (3 with stride 3 does tile; 3 with stride 2 would not band)
+    (1, 150, 180, 2, 32, "same", 3, "valid"),
+]
+
+
+@pytest.mark.parametrize("n,h,w,cin,cout,pad,pool,ppad", BANDED)
+def test_banded_forward_matches_unfused(ops, n, h, w, cin, cout, pad, pool, ppad):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, h, w, cin), dtype=np.float32)
+    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    z = ops.conv2d(x, k, b, padding=pad, activation="relu")
+    assert z[0].size > 786_432, "the case must take the banded path"
+    y, at = ops.conv2d_relu_max_pool(x, k, b, padding=pad, pool_size=pool, pool_padding=ppad, winners=True)
+    np.testing.assert_array_equal(y, ops.max_pool2d(z, pool, pool, ppad))
+    np.testing.assert_array_equal(at, ref_winners(z, (pool, pool), (pool, pool), ppad))
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx, gk, gb = ops.conv2d_relu_max_pool_backward(x, k, gy, at, padding=pad, pool_size=pool, pool_padding=ppad)
+    gz = ops.max_pool2d_backward(z, gy, pool, pool, ppad)
+    rx, rk, rb = ops.conv2d_backward(x, k, gz, padding=pad, relu_output=z)
+    ref.assert_close(gk, R(rk), "banded grad_kernel")
+    ref.assert_close(gx, R(rx), "banded grad_x")
+    ref.assert_close(gb, R(rb), "banded grad_bias")
+
+
 ONE_PIXEL = [i for i, c in enumerate(CASES) if _one_pixel_rows(c)]
 
 
