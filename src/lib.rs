@@ -7,6 +7,7 @@
 mod alloc;
 mod error;
 pub mod ops;
+mod fpmode;
 mod pool;
 mod py;
 
