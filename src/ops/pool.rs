@@ -160,6 +160,24 @@ multiversion! {
     pub(crate) fn max_pool_image(pool: &Pool2d, x: &[f32], y: &mut [f32], at: Option<&mut [u32]>) {
         let (c, ow) = (pool.channels, pool.cols.output);
         let mut at = at;
+        let (r, q) = (&pool.rows, &pool.cols);
+        let tiles_2x2 = |a: &Axis| a.window == 2 && a.stride == 2 && a.pad_before == 0 && 2 * a.output <= a.input;
+        if tiles_2x2(r) && tiles_2x2(q) {
+            // The common 2×2 / stride-2 pooling: four cells per window at fixed offsets, no window ranges.
+            for (o, best) in y.chunks_exact_mut(c).enumerate() {
+                let first = (2 * (o / ow) * q.input + 2 * (o % ow)) * c;
+                let cells = [first, first + c, first + q.input * c, first + (q.input + 1) * c];
+                let mut arg = at.as_deref_mut().map(|a| &mut a[o * c..][..c]);
+                let full = c / 16 * 16;
+                for ch in (0..full).step_by(16) {
+                    cells_max::<16>(x, &cells, ch, &mut best[ch..], arg.as_deref_mut().map(|a| &mut a[ch..]));
+                }
+                for ch in full..c {
+                    cells_max::<1>(x, &cells, ch, &mut best[ch..], arg.as_deref_mut().map(|a| &mut a[ch..]));
+                }
+            }
+            return;
+        }
         for (o, best) in y.chunks_exact_mut(c).enumerate() {
             let (rows, cols) = pool.window(o / ow, o % ow);
             let mut arg = at.as_deref_mut().map(|a| &mut a[o * c..][..c]);
@@ -172,6 +190,27 @@ multiversion! {
                 window_max::<1>(pool, x, &rows, &cols, ch, &mut best[ch..], arg.as_deref_mut().map(|a| &mut a[ch..]));
             }
         }
+    }
+}
+
+/// `window_max` over four given cells (offsets of channel 0), in order.
+#[inline(always)]
+fn cells_max<const L: usize>(x: &[f32], cells: &[usize; 4], ch: usize, best: &mut [f32], arg: Option<&mut [u32]>) {
+    let mut b: [f32; L] = x[cells[0] + ch..][..L].try_into().unwrap();
+    let mut a: [u32; L] = std::array::from_fn(|l| (cells[0] + ch + l) as u32);
+    for &cell in &cells[1..] {
+        let cell = cell + ch;
+        let v: &[f32; L] = x[cell..][..L].try_into().unwrap();
+        for l in 0..L {
+            let take = (v[l] > b[l]) | (v[l].is_nan() & !b[l].is_nan());
+            let m = (take as u32).wrapping_neg();
+            b[l] = f32::from_bits((v[l].to_bits() & m) | (b[l].to_bits() & !m));
+            a[l] = (((cell + l) as u32) & m) | (a[l] & !m);
+        }
+    }
+    best[..L].copy_from_slice(&b);
+    if let Some(arg) = arg {
+        arg[..L].copy_from_slice(&a);
     }
 }
 
