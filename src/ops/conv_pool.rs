@@ -27,6 +27,8 @@ pub const NO_WINNER: u32 = u32::MAX;
 
 /// Convolution-output gradient values handled at once in the backward pass (256 KiB: stays in L2).
 const GROUP_VALUES: usize = 1 << 16;
+/// Kernel-gradient partial sums of a Winograd layer's fused backward (4: two per core here).
+const WINOGRAD_PARTIALS: usize = 4;
 /// Convolution-output values per band of the banded forward (128 KiB: stays in L2 until pooled), for images
 /// whose whole convolution output has more than BAND_MIN_VALUES (3 MB: beyond a core's L2). Measured on a
 /// 2 MB-L2 Xeon: 178×178×32 outputs (4 MB) 13.3 -> 11.7 ms per batch of 32 banded, 98×98×32 (1.2 MB)
@@ -175,7 +177,11 @@ impl ConvReluMaxPool {
         }
         let (taps, x_len) = (conv.taps(), conv.image_len());
         // Like Conv2d::backward: partial sums over a number of image groups fixed by the shape, added in order.
-        let per_chunk = batch.div_ceil(partial_count(batch * pixels).min(batch.max(1))).max(1);
+        // Winograd's chunks each end with the adjoint kernel transform (Gᵀ du G, 9 × α² coefficients over
+        // cin·cout): fewer of them.
+        let wino = conv.winograd();
+        let most = if wino.is_some() { WINOGRAD_PARTIALS } else { usize::MAX };
+        let per_chunk = batch.div_ceil(partial_count(batch * pixels).min(most).min(batch.max(1))).max(1);
         let chunks = batch.div_ceil(per_chunk).max(1);
         let mut kernel_parts = zeros(&[chunks, taps, cout], "the kernel-gradient partial sums")?;
         let mut bias_parts = zeros(&[chunks, cout], "the bias-gradient partial sums")?;
@@ -185,7 +191,6 @@ impl ConvReluMaxPool {
             return Ok((need_dx.then_some(dx), dk, db));
         }
         let lhs = conv.operand(x)?;
-        let wino = conv.winograd();
         let kernel_t = match wino {
             _ if !need_dx => Vec::new(),
             Some(w) => w.kernel(kernel, true)?, // the transformed flipped kernel
