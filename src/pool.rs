@@ -24,9 +24,12 @@ fn configured_threads() -> Option<usize> {
     std::env::var("RCONV_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
 }
 
-/// A pool whose threads all compute in the kernels' floating-point mode, for their whole life.
-fn builder(threads: usize) -> rayon::ThreadPoolBuilder {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).start_handler(|_| std::mem::forget(KernelFpMode::enter()))
+/// A pool of RCONV_NUM_THREADS threads (else one per core), all computing in the kernels' floating-point mode
+/// for their whole life.
+fn builder() -> rayon::ThreadPoolBuilder {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(configured_threads().unwrap_or(0))
+        .start_handler(|_| std::mem::forget(KernelFpMode::enter()))
 }
 
 /// At import: start the global pool (RCONV_NUM_THREADS threads, else one per core) and record this process
@@ -34,7 +37,7 @@ fn builder(threads: usize) -> rayon::ThreadPoolBuilder {
 pub fn init() {
     crate::alloc::register_fork_handlers();
     // Fails only if a pool already exists, in which case that pool is kept.
-    let _ = builder(configured_threads().unwrap_or(0)).build_global();
+    let _ = builder().build_global();
     OWNER.get_or_init(std::process::id);
 }
 
@@ -53,7 +56,7 @@ fn forked_pool() -> OpResult<Option<Arc<rayon::ThreadPool>>> {
     if let Some(stale) = child.take() {
         std::mem::forget(stale);
     }
-    let pool = builder(configured_threads().unwrap_or(0))
+    let pool = builder()
         .build()
         .map_err(|e| OpError::Internal(format!("cannot start the kernel threads in a forked process: {e}")))?;
     let pool = Arc::new(pool);

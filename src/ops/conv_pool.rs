@@ -66,11 +66,8 @@ impl ConvReluMaxPool {
     }
 
     /// One image's pooled output `yn` (and with `at_n` its winners) from its ReLU convolution output `z`.
-    fn pool_image(&self, z: &[f32], yn: &mut [f32], mut at_n: Option<&mut [u32]>) {
-        max_pool_image(&self.pool, z, yn, at_n.as_deref_mut());
-        if let Some(at_n) = at_n {
-            drop_relu_zeros(yn, at_n);
-        }
+    fn pool_image(&self, z: &[f32], yn: &mut [f32], at_n: Option<&mut [u32]>) {
+        pool_relu(&self.pool, z, yn, at_n, 0);
     }
 
     /// The pooled output, and with `winners` the image offset of the cell each pooled value came from
@@ -153,15 +150,8 @@ impl ConvReluMaxPool {
             let zb = &mut z[..(r1 - r0) * row_len];
             self.conv.forward_pixels(lhs, kernel, bias, true, first + r0 * ow, zb, s);
             let sub = Pool2d { rows: Axis { input: r1 - r0, output: p1 - p0, ..rows }, ..self.pool };
-            let yb = &mut yn[p0 * out_row..p1 * out_row];
-            let mut ab = at_n.as_deref_mut().map(|a| &mut a[p0 * out_row..p1 * out_row]);
-            max_pool_image(&sub, zb, yb, ab.as_deref_mut());
-            if let Some(ab) = ab {
-                // The band's winners are offsets in the band: shift them to the image's convolution output.
-                let shift = (r0 * row_len) as u32;
-                ab.iter_mut().for_each(|a| *a += shift);
-                drop_relu_zeros(yb, ab);
-            }
+            let ab = at_n.as_deref_mut().map(|a| &mut a[p0 * out_row..p1 * out_row]);
+            pool_relu(&sub, zb, &mut yn[p0 * out_row..p1 * out_row], ab, r0 * row_len);
         }
     }
 
@@ -246,6 +236,18 @@ impl ConvReluMaxPool {
         failed.into_result()?;
         let grad_x = need_dx.then_some(dx);
         Ok((grad_x, sum_partials(&kernel_parts, taps * cout)?, sum_partials(&bias_parts, cout)?))
+    }
+}
+
+/// Max pooling of a ReLU convolution output `z` into `y`, and with `at` the winners: offsets in `z` plus
+/// `shift` (where `z` is a band of rows of the image's output), `NO_WINNER` where the maximum is a ReLU zero.
+fn pool_relu(pool: &Pool2d, z: &[f32], y: &mut [f32], mut at: Option<&mut [u32]>, shift: usize) {
+    max_pool_image(pool, z, y, at.as_deref_mut());
+    if let Some(at) = at {
+        if shift > 0 {
+            at.iter_mut().for_each(|a| *a += shift as u32);
+        }
+        drop_relu_zeros(y, at);
     }
 }
 

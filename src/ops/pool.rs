@@ -196,22 +196,11 @@ multiversion! {
 /// `window_max` over four given cells (offsets of channel 0), in order.
 #[inline(always)]
 fn cells_max<const L: usize>(x: &[f32], cells: &[usize; 4], ch: usize, best: &mut [f32], arg: Option<&mut [u32]>) {
-    let mut b: [f32; L] = x[cells[0] + ch..][..L].try_into().unwrap();
-    let mut a: [u32; L] = std::array::from_fn(|l| (cells[0] + ch + l) as u32);
+    let mut run = RunningMax::<L>::new(x, cells[0] + ch);
     for &cell in &cells[1..] {
-        let cell = cell + ch;
-        let v: &[f32; L] = x[cell..][..L].try_into().unwrap();
-        for l in 0..L {
-            let take = (v[l] > b[l]) | (v[l].is_nan() & !b[l].is_nan());
-            let m = (take as u32).wrapping_neg();
-            b[l] = f32::from_bits((v[l].to_bits() & m) | (b[l].to_bits() & !m));
-            a[l] = (((cell + l) as u32) & m) | (a[l] & !m);
-        }
+        run.take(x, cell + ch);
     }
-    best[..L].copy_from_slice(&b);
-    if let Some(arg) = arg {
-        arg[..L].copy_from_slice(&a);
-    }
+    run.store(best, arg);
 }
 
 /// The maximum (and first arg max) of channels `ch..ch + L` over one window.
@@ -219,25 +208,48 @@ fn cells_max<const L: usize>(x: &[f32], cells: &[usize; 4], ch: usize, best: &mu
 fn window_max<const L: usize>(pool: &Pool2d, x: &[f32], rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>,
                               ch: usize, best: &mut [f32], arg: Option<&mut [u32]>) {
     let (c, w) = (pool.channels, pool.cols.input);
-    let first = (rows.start * w + cols.start) * c + ch;
-    let mut b: [f32; L] = x[first..][..L].try_into().unwrap();
-    let mut a: [u32; L] = std::array::from_fn(|l| (first + l) as u32);
+    let mut run = RunningMax::<L>::new(x, (rows.start * w + cols.start) * c + ch);
     for iy in rows.clone() {
         for ix in cols.clone() {
-            let cell = (iy * w + ix) * c + ch;
-            let v: &[f32; L] = x[cell..][..L].try_into().unwrap();
-            // Branch-free selects through all-ones masks, so that AVX2 (no mask registers) vectorizes them too.
-            for l in 0..L {
-                let take = (v[l] > b[l]) | (v[l].is_nan() & !b[l].is_nan());
-                let m = (take as u32).wrapping_neg();
-                b[l] = f32::from_bits((v[l].to_bits() & m) | (b[l].to_bits() & !m));
-                a[l] = (((cell + l) as u32) & m) | (a[l] & !m);
-            }
+            run.take(x, (iy * w + ix) * c + ch);
         }
     }
-    best[..L].copy_from_slice(&b);
-    if let Some(arg) = arg {
-        arg[..L].copy_from_slice(&a);
+    run.store(best, arg);
+}
+
+/// The running maximum of L channels over a window's cells, and the offset of the first cell holding it.
+struct RunningMax<const L: usize> {
+    best: [f32; L],
+    at: [u32; L],
+}
+
+impl<const L: usize> RunningMax<L> {
+    /// Starting at the cell at offset `first`.
+    #[inline(always)]
+    fn new(x: &[f32], first: usize) -> Self {
+        RunningMax { best: x[first..][..L].try_into().unwrap(), at: std::array::from_fn(|l| (first + l) as u32) }
+    }
+
+    /// The cell at offset `cell` takes over where strictly greater (or the first NaN). Branch-free selects
+    /// through all-ones masks, so that AVX2 (no mask registers) vectorizes them too.
+    #[inline(always)]
+    fn take(&mut self, x: &[f32], cell: usize) {
+        let v: &[f32; L] = x[cell..][..L].try_into().unwrap();
+        let (b, a) = (&mut self.best, &mut self.at);
+        for l in 0..L {
+            let take = (v[l] > b[l]) | (v[l].is_nan() & !b[l].is_nan());
+            let m = (take as u32).wrapping_neg();
+            b[l] = f32::from_bits((v[l].to_bits() & m) | (b[l].to_bits() & !m));
+            a[l] = (((cell + l) as u32) & m) | (a[l] & !m);
+        }
+    }
+
+    #[inline(always)]
+    fn store(&self, best: &mut [f32], arg: Option<&mut [u32]>) {
+        best[..L].copy_from_slice(&self.best);
+        if let Some(arg) = arg {
+            arg[..L].copy_from_slice(&self.at);
+        }
     }
 }
 
