@@ -401,6 +401,42 @@ def test_banded_forward_matches_unfused(ops, n, h, w, cin, cout, pad, pool, ppad
     ref.assert_close(gb, R(rb), "banded grad_bias")
 
 
+# Batch-1 inference (fewer images than threads, enough work per image) cuts each image into bands of
+# convolution rows computed in parallel (src/ops/conv_pool.rs, forward_split): bands a multiple of the pool
+# stride and of Winograd's tile, the last band cut short, pool windows running past the output, non-tiling
+# windows (no split: the whole-image path). Same bits as the unfused ops; winners offsets in the whole image.
+SPLIT = [
+    # (h, w, cin, cout, padding, pool, pool strides, pool padding)
+    (100, 100, 3, 32, "valid", 2, 2, "valid"),     # seed 004's first layer: gather path
+    (61, 47, 20, 40, "same", 2, 2, "same"),       # im2col path, odd rows: the last window runs past the output
+    (49, 53, 32, 64, "valid", 3, 3, "valid"),     # pool 3: bands of 6 (F2) or 12 (F4) rows, rows left unpooled
+    (45, 40, 16, 48, "valid", 3, 2, "valid"),     # windows overlap: no bands
+]
+
+
+@pytest.mark.parametrize("tile", [0, 2, 4])
+@pytest.mark.parametrize("h,w,cin,cout,pad,pool,pstride,ppad", SPLIT)
+def test_batch_one_split_forward_matches_unfused(ops, tile, h, w, cin, cout, pad, pool, pstride, ppad):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, h, w, cin), dtype=np.float32)
+    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    assert 2 * (h - 2) * (w - 2) * 9 * cin * cout >= 4 << 21, "the case must have enough work to be split"
+    was = _rconv.winograd_enabled()
+    try:
+        _rconv.set_winograd(tile > 0, tile)
+        z = ops.conv2d(x, k, b, padding=pad, activation="relu")
+        y, at = ops.conv2d_relu_max_pool(x, k, b, padding=pad, pool_size=pool, pool_strides=pstride,
+                                         pool_padding=ppad, winners=True)
+        y2, _ = ops.conv2d_relu_max_pool(x, k, b, padding=pad, pool_size=pool, pool_strides=pstride,
+                                         pool_padding=ppad)
+    finally:
+        _rconv.set_winograd(was, 0)
+    np.testing.assert_array_equal(y, ops.max_pool2d(z, pool, pstride, ppad))
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(at, ref_winners(z, (pool, pool), (pstride, pstride), ppad))
+
+
 ONE_PIXEL = [i for i, c in enumerate(CASES) if _one_pixel_rows(c)]
 
 

@@ -35,6 +35,8 @@ const WINOGRAD_PARTIALS: usize = 4;
 /// 10 % slower banded than whole.
 const BAND_VALUES: usize = 1 << 15;
 const BAND_MIN_VALUES: usize = 3 << 18;
+/// Bands per image at least, when the images are fewer than the threads (batch-1 inference).
+const SPLIT_BANDS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvReluMaxPool {
@@ -80,9 +82,14 @@ impl ConvReluMaxPool {
         if out_len == 0 {
             return Ok((y, winners.then_some(at)));
         }
-        // Fewer images than threads (batch-1 inference) and enough work per image: the convolution split over
-        // pixel blocks instead (`Conv2d::forward`, the same products per output), then each image pooled.
+        // 3×3 stride-1 layers may run Winograd's algorithm instead (`conv::winograd`), image by image too.
+        let wino = self.conv.winograd();
+        // Fewer images than threads (batch-1 inference) and enough work per image: each image split into bands.
         if self.pool.batch < rayon::current_num_threads() && self.image_flops() >= 4 * PARALLEL_MIN_FLOPS {
+            if let Some(rows) = self.split_rows(wino.as_ref()) {
+                self.forward_split(x, kernel, bias, wino, rows, &mut y, &mut at)?;
+                return Ok((y, winners.then_some(at)));
+            }
             let z = self.conv.forward(x, kernel, bias, true)?;
             let mut at_chunks = at.chunks_mut(out_len); // empty without `winners`
             for (zn, yn) in z.chunks_exact(self.pool.image_len()).zip(y.chunks_mut(out_len)) {
@@ -91,8 +98,6 @@ impl ConvReluMaxPool {
             return Ok((y, winners.then_some(at)));
         }
         let lhs = self.conv.operand(x)?;
-        // 3×3 stride-1 layers may run Winograd's algorithm instead (`conv::winograd`), image by image too.
-        let wino = self.conv.winograd();
         let u = wino.map(|w| w.kernel(kernel, false)).transpose()?;
         let x_len = self.conv.image_len();
         let failed = FirstError::default();
@@ -120,6 +125,70 @@ impl ConvReluMaxPool {
         );
         failed.into_result()?;
         Ok((y, winners.then_some(at)))
+    }
+
+    /// Convolution rows per band when images are split among the threads (`forward_split`): about BAND_VALUES
+    /// of output and at least SPLIT_BANDS bands per image (fixed by the shape, not the thread count), a
+    /// multiple of the pool stride and of Winograd's tile; None unless the pooling windows tile the rows.
+    fn split_rows(&self, wino: Option<&Winograd>) -> Option<usize> {
+        let (rows, row_len) = (&self.pool.rows, self.pool.cols.input * self.pool.channels);
+        if rows.stride != rows.window || rows.pad_before != 0 || rows.stride == 0 {
+            return None;
+        }
+        let tile = wino.map_or(1, Winograd::tile);
+        let unit = (1..=tile).map(|k| k * rows.stride).find(|r| r % tile == 0).unwrap_or(rows.stride * tile);
+        let want = (BAND_VALUES / row_len.max(1)).min(rows.input.div_ceil(SPLIT_BANDS));
+        Some((want / unit).max(1) * unit)
+    }
+
+    /// The pooled output (and winners, when `at` is not empty) with every image cut into bands of `rows`
+    /// convolution rows, computed in parallel (direct or Winograd, the same products per output as whole
+    /// images) and each pooled while in cache.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_split(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, wino: Option<Winograd>, rows: usize,
+                     y: &mut [f32], at: &mut [u32]) -> OpResult<()> {
+        let (pool_rows, ow, x_len) = (self.pool.rows, self.pool.cols.input, self.conv.image_len());
+        let (row_len, out_row) = (ow * self.pool.channels, self.pool.cols.output * self.pool.channels);
+        let (band_rows, out_len) = (rows / pool_rows.stride, self.pool.out_image_len());
+        let bands = pool_rows.output.div_ceil(band_rows);
+        let lhs = self.conv.operand(x)?;
+        let u = wino.map(|w| w.kernel(kernel, false)).transpose()?;
+        let tile = wino.map_or(1, |w| w.tile());
+        let ats: Vec<Option<&mut [u32]>> = if at.is_empty() {
+            (0..self.pool.batch * bands).map(|_| None).collect()
+        } else {
+            at.chunks_mut(out_len).flat_map(|a| a.chunks_mut(band_rows * out_row).map(Some)).collect()
+        };
+        let items: Vec<_> = y.chunks_mut(out_len).enumerate()
+            .flat_map(|(n, yn)| yn.chunks_mut(band_rows * out_row).enumerate().map(move |(b, yb)| (n, b, yb)))
+            .zip(ats).collect();
+        let failed = FirstError::default();
+        items.into_par_iter().for_each_init(
+            || Ok((reused(&[rows + tile, row_len], "the band's convolution output")?, scratches(&self.conv, wino, false)?)),
+            |buffers, ((n, b, yb), ab)| {
+                let (z, scratch) = match buffers {
+                    Ok((z, scratch)) => (z, scratch),
+                    Err(e) => return failed.record(e),
+                };
+                let (p0, p1) = (b * band_rows, ((b + 1) * band_rows).min(pool_rows.output));
+                let (r0, r1) = (p0 * pool_rows.stride, (p1 * pool_rows.stride).min(pool_rows.input));
+                match (scratch, wino, &u) {
+                    (Scratches::Winograd(s, _), Some(w), Some(u)) => {
+                        let end = (r1.div_ceil(tile) * tile).min(pool_rows.input);
+                        w.forward_rows(&x[n * x_len..][..x_len], u, bias, true, r0 / tile..r1.div_ceil(tile),
+                                       &mut z[..(end - r0) * row_len], s);
+                    }
+                    (Scratches::Direct(s), ..) => {
+                        let first = n * self.conv.pixels_per_image() + r0 * ow;
+                        self.conv.forward_pixels(&lhs, kernel, bias, true, first, &mut z[..(r1 - r0) * row_len], s);
+                    }
+                    _ => unreachable!("the scratch matches the path"),
+                }
+                let sub = Pool2d { rows: Axis { input: r1 - r0, output: p1 - p0, ..pool_rows }, ..self.pool };
+                pool_relu(&sub, &z[..(r1 - r0) * row_len], yb, ab, r0 * row_len);
+            },
+        );
+        failed.into_result()
     }
 
     /// Pooled rows per band of `forward_direct`: about BAND_VALUES of convolution output each, when the

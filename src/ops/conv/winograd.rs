@@ -24,6 +24,7 @@
 //! `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that tile size wherever it applies
 //! (tests, benchmarks).
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
@@ -310,10 +311,17 @@ impl Winograd {
     #[allow(clippy::too_many_arguments)]
     fn band(&self, g: &Geom, input: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool, band: usize, out: &mut [f32],
             s: &mut Scratch) {
-        let (a, tw) = (self.tf.alpha(), self.tiles(g).1);
         let rows = self.band_rows(g);
-        let first = band * rows * tw;
-        let end = ((band + 1) * rows * tw).min(self.tiles(g).0 * tw);
+        self.tile_rows(g, input, u, bias, relu, band * rows..(band + 1) * rows, out, s);
+    }
+
+    /// One image's correlation `g` over tile rows `rows` (clipped to the image), into `out`, which starts at
+    /// output row `rows.start · m` and holds the rows up to the last tile's (or the image's) end.
+    #[allow(clippy::too_many_arguments)]
+    fn tile_rows(&self, g: &Geom, input: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool, rows: Range<usize>,
+                 out: &mut [f32], s: &mut Scratch) {
+        let (a, (th, tw)) = (self.tf.alpha(), self.tiles(g));
+        let (first, end) = (rows.start * tw, rows.end.min(th) * tw);
         for t0 in (first..end).step_by(BLOCK_TILES) {
             let n = BLOCK_TILES.min(end - t0);
             input_tiles(self.tf, g, input, t0, n, &mut s.v);
@@ -321,8 +329,16 @@ impl Winograd {
                 sgemm(n, g.cin, g.cout, &s.v[e * plane(g.cin)..], false, g.cin, &u[e * g.cin * g.cout..], false,
                       g.cout, &mut s.p[e * plane(g.cout)..], g.cout, 0.0);
             }
-            output_tiles(self.tf, g, &s.p, t0, n, band * rows * self.tf.m, bias, relu, out);
+            output_tiles(self.tf, g, &s.p, t0, n, rows.start * self.tf.m, bias, relu, out);
         }
+    }
+
+    /// Output rows `rows.start · m..` of one image's convolution (bias and ReLU fused) from tile rows `rows`
+    /// of its input `x`, `u = kernel(.., false)`; `out` holds those rows (up to the image's last).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_rows(&self, x: &[f32], u: &[f32], bias: Option<&[f32]>, relu: bool, rows: Range<usize>, out: &mut [f32],
+                        s: &mut Scratch) {
+        self.tile_rows(&self.fwd, x, u, bias, relu, rows, out, s);
     }
 
     /// All bands of one image of correlation `g` into `out` (the whole output image, overwritten).
