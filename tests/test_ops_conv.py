@@ -1,12 +1,16 @@
 """conv2d / conv2d_backward against the float64 references in tests/reference.py."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 import reference as ref
 from threads import arrays_per_thread_count
 from reference import r32 as R
+
+PORTABLE = os.environ.get("RCONV_KERNELS", "").lower() == "portable"
 
 SEED = 20240601
 N_RANDOM = 230
@@ -257,6 +261,38 @@ def test_conv2d_larger_batch(ops):
     for name, a, r in zip(("grad_x", "grad_kernel", "grad_bias"), ops.conv2d_backward(x, k, gy, (2, 1), "same"),
                           ref.conv2d_backward(x, k, gy, (2, 1), "same")):
         ref.assert_close(a, r, f"conv2d_backward {name} n=16 10x9x5 k3x4x6 s2x1 same")
+
+
+# Few output pixels but much work (a late layer at batch 1: 7x7 pixels, 2,304 taps, 256 channels): the forward
+# splits over groups of output channels instead of pixel blocks (src/ops/conv.rs, column_split). Checked
+# against the float64 reference and, bit for bit, against the same images inside a batch large enough to
+# split over pixels; channel counts that leave a narrower last group, strides, same padding.
+@pytest.mark.parametrize("h,w,cin,cout,strides,pad", [
+    (9, 9, 256, 256, 1, "valid"),
+    (8, 11, 96, 80, 1, "same"),
+    (15, 13, 128, 112, 2, "same"),
+])
+def test_few_pixel_forward_split_over_channels(ops, h, w, cin, cout, strides, pad):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, h, w, cin)).astype(np.float32)
+    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    y = ops.conv2d(x, k, b, strides, pad, activation="relu")
+    assert 2 * y.size * 9 * cin >= 4 << 21 and y.shape[1] * y.shape[2] < 128, "the case must take the split"
+    ref.assert_close(y, ref.relu(ref.conv2d(R(x), R(k), R(b), strides, pad)), f"conv2d b1 {h}x{w}x{cin}->{cout}")
+    many = np.concatenate([x] + [rng.standard_normal(x.shape).astype(np.float32) for _ in range(31)])
+    from rconv import _rconv
+    was = _rconv.winograd_enabled()
+    try:
+        _rconv.set_winograd(False)  # the direct convolution at both sizes (Winograd rounds differently)
+        y = ops.conv2d(x, k, b, strides, pad, activation="relu")
+        whole = ops.conv2d(many, k, b, strides, pad, activation="relu")[:1]
+    finally:
+        _rconv.set_winograd(was)
+    if PORTABLE:  # the portable GEMM may round a narrower product differently
+        np.testing.assert_allclose(y, whole, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(y, whole)
 
 
 def test_results_do_not_depend_on_thread_count(ops, tmp_path):

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 pub mod grouped;
 pub mod winograd;
 
-use super::activation::mask_by_relu;
+use super::activation::{mask_by_relu, relu_in_place};
 use super::microkernel;
 use super::gemm::{affine, column_sums, sgemm, transpose};
 use super::geometry::{Axis, Padding};
@@ -37,6 +37,8 @@ const WHOLE_COL_VALUES: usize = 1 << 19;
 const TAP_ROWS: usize = 48;
 /// Convolutions with at most this many taps (kh·kw·cin: first layers) read their input in place.
 const GATHER_MAX_TAPS: usize = 32;
+/// Work items at least for a convolution's forward split over output-channel groups (`column_split`).
+const SPLIT_ITEMS: usize = 8;
 
 /// The convolution's left operand: the input, and for few-tap layers the form the gather kernels read
 /// (the input zero-padded once, so that every window lies inside it, and each tap's offset in it).
@@ -254,6 +256,11 @@ impl Conv2d {
         }
         let (taps, cout) = (self.taps(), self.cout);
         let mut y = zeros(&self.output_shape(), "the output")?;
+        let pixels = self.batch * self.pixels_per_image();
+        if let Some(width) = self.column_split(pixels) {
+            self.forward_columns(x, kernel, bias, relu, width, &mut y)?;
+            return Ok(y);
+        }
         // Small convolutions (batch-1 inference) run on the calling thread: waking the pool costs more.
         let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * BLOCK_PIXELS * taps * cout);
         let lhs = self.operand(x)?;
@@ -267,6 +274,52 @@ impl Conv2d {
         );
         failed.into_result()?;
         Ok(y)
+    }
+
+    /// Output channels per work item when the output pixels are too few to split over the threads (a late
+    /// layer at batch 1: 7×7 pixels against a 3×3×256→256 kernel) but the work is not: SPLIT_ITEMS column
+    /// groups a multiple of 16 wide, fixed by the shape. None where pixel blocks split well or the work is small.
+    fn column_split(&self, pixels: usize) -> Option<usize> {
+        let flops = 2 * pixels * self.taps() * self.cout;
+        let blocks = pixels.div_ceil(BLOCK_PIXELS);
+        if blocks >= SPLIT_ITEMS || flops < 4 * PARALLEL_MIN_FLOPS || self.cout < 32 || self.is_pointwise() {
+            return None;
+        }
+        Some(self.cout.div_ceil(SPLIT_ITEMS.div_ceil(blocks)).next_multiple_of(64))
+    }
+
+    /// `forward` in groups of `width` output channels, each group over every pixel (the same products per
+    /// output): the im2col matrix built once, each group's outputs gathered into `y`.
+    fn forward_columns(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool, width: usize, y: &mut [f32])
+                       -> OpResult<()> {
+        let (taps, cout, pixels) = (self.taps(), self.cout, y.len() / self.cout.max(1));
+        let mut col = zeros(&[pixels, taps], "the im2col matrix")?;
+        self.im2col(x, 0, &mut col);
+        let groups: Vec<usize> = (0..cout).step_by(width).collect();
+        let parts: Vec<OpResult<Vec<f32>>> = groups.par_iter().map(|&c0| {
+            let w = width.min(cout - c0);
+            let mut part = zeros(&[pixels, w], "the output")?;
+            for (b, out) in part.chunks_mut(BLOCK_PIXELS * w).enumerate() {
+                let m = out.len() / w;
+                if let Some(bias) = bias {
+                    out.chunks_exact_mut(w).for_each(|row| row.copy_from_slice(&bias[c0..c0 + w]));
+                }
+                sgemm(m, taps, w, &col[b * BLOCK_PIXELS * taps..], false, taps, &kernel[c0..], false, cout, out, w,
+                      if bias.is_some() { 1.0 } else { 0.0 });
+            }
+            if relu {
+                relu_in_place(&mut part);
+            }
+            Ok(part)
+        }).collect();
+        for (c0, part) in groups.iter().zip(parts) {
+            let part = part?;
+            let w = part.len() / pixels.max(1);
+            for (row, src) in y.chunks_exact_mut(cout).zip(part.chunks_exact(w.max(1))) {
+                row[*c0..c0 + w].copy_from_slice(src);
+            }
+        }
+        Ok(())
     }
 
     /// Output pixels `first..first + out.len()/cout` (global pixel numbers over the batch) into `out`,
