@@ -263,14 +263,17 @@ def test_conv2d_larger_batch(ops):
         ref.assert_close(a, r, f"conv2d_backward {name} n=16 10x9x5 k3x4x6 s2x1 same")
 
 
-# Few output pixels but much work (a late layer at batch 1: 7x7 pixels, 2,304 taps, 256 channels): the forward
-# splits over groups of output channels instead of pixel blocks (src/ops/conv.rs, column_split). Checked
+# Few output pixels but much work (late layers at small batches): the forward splits into 8 smaller pixel blocks,
+# or with fewer than 24 pixels a block (7x7 pixels at batch 1, 2,304 taps, 256 channels) into groups of output
+# channels (src/ops/conv.rs, SPLIT_ITEMS / SPLIT_ROWS). Checked
 # against the float64 reference and, bit for bit, against the same images inside a batch large enough to
 # split over pixels; channel counts that leave a narrower last group, strides, same padding.
 @pytest.mark.parametrize("h,w,cin,cout,strides,pad", [
     (9, 9, 256, 256, 1, "valid"),
     (8, 11, 96, 80, 1, "same"),
     (15, 13, 128, 112, 2, "same"),
+    (16, 18, 128, 64, 1, "valid"),   # 224 pixels: 8 blocks of 30
+    (12, 12, 64, 64, 1, "same"),     # 144 pixels: 8 blocks of 18 -> channel groups of 16
 ])
 def test_few_pixel_forward_split_over_channels(ops, h, w, cin, cout, strides, pad):
     rng = np.random.default_rng(8)
@@ -278,7 +281,7 @@ def test_few_pixel_forward_split_over_channels(ops, h, w, cin, cout, strides, pa
     k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32)
     y = ops.conv2d(x, k, b, strides, pad, activation="relu")
-    assert 2 * y.size * 9 * cin >= 4 << 21 and y.shape[1] * y.shape[2] < 128, "the case must take the split"
+    assert 2 * y.size * 9 * cin >= 4 << 21 and y.shape[1] * y.shape[2] < 8 * 128, "the case must take the split"
     ref.assert_close(y, ref.relu(ref.conv2d(R(x), R(k), R(b), strides, pad)), f"conv2d b1 {h}x{w}x{cin}->{cout}")
     many = np.concatenate([x] + [rng.standard_normal(x.shape).astype(np.float32) for _ in range(31)])
     from rconv import _rconv

@@ -37,8 +37,13 @@ const WHOLE_COL_VALUES: usize = 1 << 19;
 const TAP_ROWS: usize = 48;
 /// Convolutions with at most this many taps (kh·kw·cin: first layers) read their input in place.
 const GATHER_MAX_TAPS: usize = 32;
-/// Work items at least for a convolution's forward split over output-channel groups (`column_split`).
+/// Work items at least for the forward of a convolution with few output pixels but much work.
 const SPLIT_ITEMS: usize = 8;
+/// Pixels per block at least in that split (4 tiles of the micro-kernel's 6 rows); fewer: channel groups.
+const SPLIT_ROWS: usize = 24;
+/// Output-channel groups of that split (each its own pass over the im2col matrix: wider groups are faster;
+/// 4 × 64 for 9×9×256→256 at batch 1: 427 µs, 8 × 32: 518 µs).
+const SPLIT_GROUPS: usize = 4;
 
 /// The convolution's left operand: the input, and for few-tap layers the form the gather kernels read
 /// (the input zero-padded once, so that every window lies inside it, and each tap's offset in it).
@@ -257,35 +262,32 @@ impl Conv2d {
         let (taps, cout) = (self.taps(), self.cout);
         let mut y = zeros(&self.output_shape(), "the output")?;
         let pixels = self.batch * self.pixels_per_image();
-        if let Some(width) = self.column_split(pixels) {
-            self.forward_columns(x, kernel, bias, relu, width, &mut y)?;
-            return Ok(y);
+        let work = 2 * pixels * taps * cout >= 4 * PARALLEL_MIN_FLOPS;
+        // Few output pixels but much work (late layers, small batches): blocks of fewer pixels, SPLIT_ITEMS of
+        // them, so both cores get work (a pixel's products do not depend on its block); under SPLIT_ROWS
+        // pixels a block, groups of output channels instead (9×9×256→256 at batch 1: 49 pixels).
+        let mut block = BLOCK_PIXELS;
+        if work && pixels < SPLIT_ITEMS * BLOCK_PIXELS && !self.is_pointwise() {
+            block = pixels.div_ceil(SPLIT_ITEMS).next_multiple_of(6);
+            let width = self.cout.div_ceil(SPLIT_GROUPS).next_multiple_of(16);
+            if block < SPLIT_ROWS && width < self.cout {
+                self.forward_columns(x, kernel, bias, relu, width, &mut y)?;
+                return Ok(y);
+            }
         }
         // Small convolutions (batch-1 inference) run on the calling thread: waking the pool costs more.
-        let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * BLOCK_PIXELS * taps * cout);
+        let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * block * taps * cout);
         let lhs = self.operand(x)?;
         let failed = FirstError::default();
-        y.par_chunks_mut(BLOCK_PIXELS * cout).with_min_len(min_blocks).enumerate().for_each_init(
+        y.par_chunks_mut(block * cout).with_min_len(min_blocks).enumerate().for_each_init(
             || self.scratch(),
-            |scratch, (block, out)| match scratch {
-                Ok(scratch) => self.forward_pixels(&lhs, kernel, bias, relu, block * BLOCK_PIXELS, out, scratch),
+            |scratch, (b, out)| match scratch {
+                Ok(scratch) => self.forward_pixels(&lhs, kernel, bias, relu, b * block, out, scratch),
                 Err(e) => failed.record(e),
             },
         );
         failed.into_result()?;
         Ok(y)
-    }
-
-    /// Output channels per work item when the output pixels are too few to split over the threads (a late
-    /// layer at batch 1: 7×7 pixels against a 3×3×256→256 kernel) but the work is not: SPLIT_ITEMS column
-    /// groups a multiple of 16 wide, fixed by the shape. None where pixel blocks split well or the work is small.
-    fn column_split(&self, pixels: usize) -> Option<usize> {
-        let flops = 2 * pixels * self.taps() * self.cout;
-        let blocks = pixels.div_ceil(BLOCK_PIXELS);
-        if blocks >= SPLIT_ITEMS || flops < 4 * PARALLEL_MIN_FLOPS || self.cout < 32 || self.is_pointwise() {
-            return None;
-        }
-        Some(self.cout.div_ceil(SPLIT_ITEMS.div_ceil(blocks)).next_multiple_of(64))
     }
 
     /// `forward` in groups of `width` output channels, each group over every pixel (the same products per
