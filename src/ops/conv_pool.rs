@@ -18,7 +18,8 @@ use super::simd::multiversion;
 use super::geometry::{Axis, Padding};
 use super::pool::{max_pool_image, Pool2d, PoolKind};
 use super::LinearGrads;
-use crate::alloc::{filled, reused, zeros, FirstError};
+use crate::alloc::{assume_init, deferred, filled, init_part, reused, zeros, FirstError};
+use std::mem::MaybeUninit;
 use crate::error::{shape_err, OpResult};
 use crate::ops::PARALLEL_MIN_FLOPS;
 
@@ -77,15 +78,16 @@ impl ConvReluMaxPool {
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, winners: bool)
                    -> OpResult<(Vec<f32>, Option<Vec<u32>>)> {
         let out_len = self.pool.out_image_len();
-        let mut y = zeros(&self.output_shape(), "the output")?;
-        let mut at = filled(&[if winners { y.len() } else { 0 }], NO_WINNER, "the winners")?;
-        if out_len == 0 {
-            return Ok((y, winners.then_some(at)));
-        }
         // 3×3 stride-1 layers may run Winograd's algorithm instead (`conv::winograd`), image by image too.
         let wino = self.conv.winograd();
         // Fewer images than threads (batch-1 inference) and enough work per image: each image split into bands.
-        if self.pool.batch < rayon::current_num_threads() && self.image_flops() >= 4 * PARALLEL_MIN_FLOPS {
+        let small_batch = self.pool.batch < rayon::current_num_threads() && self.image_flops() >= 4 * PARALLEL_MIN_FLOPS;
+        if out_len == 0 || small_batch {
+            let mut y = zeros(&self.output_shape(), "the output")?;
+            let mut at = filled(&[if winners { y.len() } else { 0 }], NO_WINNER, "the winners")?;
+            if out_len == 0 {
+                return Ok((y, winners.then_some(at)));
+            }
             if let Some(rows) = self.split_rows(wino.as_ref()) {
                 self.forward_split(x, kernel, bias, wino, rows, &mut y, &mut at)?;
                 return Ok((y, winners.then_some(at)));
@@ -97,11 +99,14 @@ impl ConvReluMaxPool {
             }
             return Ok((y, winners.then_some(at)));
         }
+        // Each image's outputs (and winners) initialised by the worker that computes them, not in a pass before.
+        let mut y = deferred::<f32>(&self.output_shape(), "the output")?;
+        let mut at = deferred::<u32>(&[if winners { y.len() } else { 0 }], "the winners")?;
         let lhs = self.conv.operand(x)?;
         let u = wino.map(|w| w.kernel(kernel, false)).transpose()?;
         let x_len = self.conv.image_len();
         let failed = FirstError::default();
-        let at_chunks: Vec<Option<&mut [u32]>> = if winners {
+        let at_chunks: Vec<Option<&mut [MaybeUninit<u32>]>> = if winners {
             at.chunks_mut(out_len).map(Some).collect()
         } else {
             (0..self.pool.batch).map(|_| None).collect()
@@ -113,6 +118,7 @@ impl ConvReluMaxPool {
                     Ok((z, scratch)) => (z, scratch),
                     Err(e) => return failed.record(e),
                 };
+                let (yn, at_n) = (init_part(yn, 0.0), at_n.map(|a| init_part(a, NO_WINNER)));
                 match (scratch, wino, &u) {
                     (Scratches::Winograd(s, _), Some(w), Some(u)) => {
                         w.forward_image(&x[n * x_len..][..x_len], u, bias, true, z, s);
@@ -124,6 +130,8 @@ impl ConvReluMaxPool {
             },
         );
         failed.into_result()?;
+        // Safety: with no error recorded, every image's chunk of `y` and `at` went through `init_part`.
+        let (y, at) = unsafe { (assume_init(y), assume_init(at)) };
         Ok((y, winners.then_some(at)))
     }
 
