@@ -101,7 +101,10 @@ def test_default_is_per_shape_and_the_cost_model_picks_the_measured_winners():
         assert _rconv.winograd_tile([32, 9, 9, 256], [3, 3, 256, 256], (1, 1), "valid") == 0
         # ...nor at batch 1 for small images, where the kernel transform and the call's fixed cost dominate.
         assert _rconv.winograd_tile([1, 13, 13, 32], [3, 3, 32, 64], (1, 1), "valid") == 0
-        assert _rconv.winograd_tile([1, 49, 49, 32], [3, 3, 32, 64], (1, 1), "valid") == 0
+        assert _rconv.winograd_tile([1, 23, 23, 64], [3, 3, 64, 128], (1, 1), "valid") == 0
+        assert _rconv.winograd_tile([1, 20, 20, 128], [3, 3, 128, 256], (1, 1), "valid") == 0
+        # (from 43x43 and 49x49 up, F(4x4) is faster even at batch 1: the fused layer splits each image)
+        assert _rconv.winograd_tile([1, 49, 49, 32], [3, 3, 32, 64], (1, 1), "valid") == 4
         assert _rconv.winograd_tile([1, 5, 5, 64], [3, 3, 64, 64], (1, 1), "valid") == 0
         assert _rconv.winograd_tile([64, 13, 13, 32], [3, 3, 32, 64], (2, 2), "valid") == 0  # stride 2: never
     finally:

@@ -20,7 +20,8 @@
 //! (2026-12-02): it picks F(4×4) for 13×13×32→64 (MNIST, batch 64: 1.25× the direct convolution),
 //! 23×23×64→128, 43×43×64→128, 49×49×32→64 and 89×89×32→64 (1.6–1.9×), F(2×2) for 20×20×128→256 (1.5×),
 //! and the direct convolution for 5×5×64→64 and 9×9×256→256 (Winograd 1.3–1.8× slower there: a few
-//! tiles per image against a transformed kernel too large for L2) and at batch 1 for the smaller images.
+//! tiles per image against a transformed kernel too large for L2) and at batch 1 for the smaller images
+//! (13×13, 20×20, 23×23; F(4×4) from 43×43 and 49×49 up).
 //! `RCONV_WINOGRAD=0` (or `set_mode(0)`) turns it off; `2` or `4` forces that tile size wherever it applies
 //! (tests, benchmarks).
 
@@ -62,8 +63,10 @@ const DEPTH_HALF_EFFICIENCY: f64 = 8.0;
 const ROWS_HALF_EFFICIENCY: (f64, f64) = (1.0, 32.0);
 const STREAM_L2_BYTES: usize = 3 << 19;
 const DIRECT_ROWS: usize = 128;
-/// Fixed cost of a Winograd call (transformed kernel, buffers), in GEMM multiply-adds.
-const WINOGRAD_CALL_COST: f64 = 16e6;
+/// Fixed cost of a Winograd call (transformed kernel, buffers), in GEMM multiply-adds: refitted (16e6 -> 8e6) once
+/// batch-1 fused layers split each image over the cores (49×49×32→64 at batch 1: F(4×4) 261 µs, direct 363 µs;
+/// 23×23×64→128: direct 298, F(2×2) 305, F(4×4) 553; 13×13×32→64: direct 40, F(2×2) 130).
+const WINOGRAD_CALL_COST: f64 = 8e6;
 
 /// A Winograd transform set: Bᵀ (α×α), G (α×3), Aᵀ (m×α), row-major, α = m + 2.
 #[derive(Debug)]
