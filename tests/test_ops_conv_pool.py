@@ -437,6 +437,42 @@ def test_batch_one_split_forward_matches_unfused(ops, tile, h, w, cin, cout, pad
     np.testing.assert_array_equal(at, ref_winners(z, (pool, pool), (pstride, pstride), ppad))
 
 
+# Without the input gradient (a model's first layer), images whose convolution output exceeds 65,536 values
+# get their kernel and bias gradients a band of pooled rows at a time, the band's output gradient expanded
+# from the winners (src/ops/conv_pool.rs, kernel_grad_banded / expand_band): checked against the unfused ops
+# and against the whole-image path (with the input gradient), for tiling windows of 2 and 3, rows and
+# columns left under no window, "same" pooling whose last window runs past the output, gather and im2col.
+BANDED_BACKWARD = [
+    # (n, h, w, cin, cout, padding, pool, pool padding)
+    (3, 61, 53, 3, 32, "valid", 2, "valid"),    # gather path; 59x51 output: last row and column unpooled
+    (2, 48, 50, 4, 40, "same", 2, "same"),      # im2col path (36 taps, cout 40)
+    (2, 47, 45, 1, 32, "same", 3, "same"),      # 3x3 windows, the last ones past the output
+    (2, 52, 52, 3, 32, "valid", 3, "valid"),    # 3x3 windows, 50 = 16*3 + 2 rows unpooled
+]
+
+
+@pytest.mark.parametrize("n,h,w,cin,cout,pad,pool,ppad", BANDED_BACKWARD)
+def test_banded_kernel_grad_matches_unfused(ops, n, h, w, cin, cout, pad, pool, ppad):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((n, h, w, cin), dtype=np.float32)
+    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    z = ops.conv2d(x, k, b, padding=pad, activation="relu")
+    assert z[0].size > 65_536, "the case must take the banded backward"
+    y, at = ops.conv2d_relu_max_pool(x, k, b, padding=pad, pool_size=pool, pool_padding=ppad, winners=True)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    none, gk, gb = ops.conv2d_relu_max_pool_backward(x, k, gy, at, padding=pad, pool_size=pool, pool_padding=ppad,
+                                                     need_grad_x=False)
+    assert none is None
+    gz = ops.max_pool2d_backward(z, gy, pool, pool, ppad)
+    _, rk, rb = ops.conv2d_backward(x, k, gz, padding=pad, relu_output=z)
+    ref.assert_close(gk, R(rk), "banded grad_kernel")
+    ref.assert_close(gb, R(rb), "banded grad_bias")
+    _, wk, wb = ops.conv2d_relu_max_pool_backward(x, k, gy, at, padding=pad, pool_size=pool, pool_padding=ppad)
+    np.testing.assert_allclose(gk, wk, rtol=1e-5, atol=1e-5 * float(np.abs(wk).max()))
+    np.testing.assert_allclose(gb, wb, rtol=1e-5, atol=1e-5 * float(np.abs(wb).max()))
+
+
 ONE_PIXEL = [i for i, c in enumerate(CASES) if _one_pixel_rows(c)]
 
 
