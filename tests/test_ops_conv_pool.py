@@ -368,6 +368,15 @@ def test_forward(ops, i):
     np.testing.assert_array_equal(y2, y, err_msg=f"winners=False changes y {IDS[i]}")
 
 
+def _scaled_inputs(seed, n, h, w, cin, cout):
+    """(rng, x, 3x3 kernel scaled by 1/sqrt(fan-in), small bias) for the large-image cases below."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, cin), dtype=np.float32)
+    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    return rng, x, k, b
+
+
 # Convolution outputs above 3 MB per image (786,432 values) are computed and pooled a band of rows at a time
 # (src/ops/conv_pool.rs, BAND_MIN_VALUES); winners must still be offsets in the whole image. Batches of
 # at least 4: fewer images than kernel threads take the batch-1 path instead.
@@ -383,10 +392,7 @@ BANDED = [
 
 @pytest.mark.parametrize("n,h,w,cin,cout,pad,pool,ppad", BANDED)
 def test_banded_forward_matches_unfused(ops, n, h, w, cin, cout, pad, pool, ppad):
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((n, h, w, cin), dtype=np.float32)
-    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
-    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    rng, x, k, b = _scaled_inputs(7, n, h, w, cin, cout)
     z = ops.conv2d(x, k, b, padding=pad, activation="relu")
     assert z[0].size > 786_432, "the case must take the banded path"
     y, at = ops.conv2d_relu_max_pool(x, k, b, padding=pad, pool_size=pool, pool_padding=ppad, winners=True)
@@ -417,10 +423,7 @@ SPLIT = [
 @pytest.mark.parametrize("tile", [0, 2, 4])
 @pytest.mark.parametrize("h,w,cin,cout,pad,pool,pstride,ppad", SPLIT)
 def test_batch_one_split_forward_matches_unfused(ops, tile, h, w, cin, cout, pad, pool, pstride, ppad):
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((1, h, w, cin), dtype=np.float32)
-    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
-    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    _, x, k, b = _scaled_inputs(11, 1, h, w, cin, cout)
     assert 2 * (h - 2) * (w - 2) * 9 * cin * cout >= 4 << 21, "the case must have enough work to be split"
     was = _rconv.winograd_enabled()
     try:
@@ -453,10 +456,7 @@ BANDED_BACKWARD = [
 
 @pytest.mark.parametrize("n,h,w,cin,cout,pad,pool,ppad", BANDED_BACKWARD)
 def test_banded_kernel_grad_matches_unfused(ops, n, h, w, cin, cout, pad, pool, ppad):
-    rng = np.random.default_rng(9)
-    x = rng.standard_normal((n, h, w, cin), dtype=np.float32)
-    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
-    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    rng, x, k, b = _scaled_inputs(9, n, h, w, cin, cout)
     z = ops.conv2d(x, k, b, padding=pad, activation="relu")
     assert z[0].size > 65_536, "the case must take the banded backward"
     y, at = ops.conv2d_relu_max_pool(x, k, b, padding=pad, pool_size=pool, pool_padding=ppad, winners=True)

@@ -20,6 +20,7 @@ use super::pool::{max_pool_image, Pool2d, PoolKind};
 use super::LinearGrads;
 use crate::alloc::{assume_init, deferred, filled, init_part, reused, zeros, FirstError};
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use crate::error::{shape_err, OpResult};
 use crate::ops::PARALLEL_MIN_FLOPS;
 
@@ -135,12 +136,21 @@ impl ConvReluMaxPool {
         Ok((y, winners.then_some(at)))
     }
 
+    /// Band `p0..p0 + band` of pooled rows (clipped to the image): those pooled rows, the convolution rows under
+    /// them, and the pooling of those convolution rows alone (windows that tile the rows).
+    fn band(&self, p0: usize, band: usize) -> (Range<usize>, Range<usize>, Pool2d) {
+        let rows = self.pool.rows;
+        let p1 = (p0 + band).min(rows.output);
+        let (r0, r1) = (p0 * rows.stride, (p1 * rows.stride).min(rows.input));
+        (p0..p1, r0..r1, Pool2d { rows: Axis { input: r1 - r0, output: p1 - p0, ..rows }, ..self.pool })
+    }
+
     /// Convolution rows per band when images are split among the threads (`forward_split`): about BAND_VALUES
     /// of output and at least SPLIT_BANDS bands per image (fixed by the shape, not the thread count), a
     /// multiple of the pool stride and of Winograd's tile; None unless the pooling windows tile the rows.
     fn split_rows(&self, wino: Option<&Winograd>) -> Option<usize> {
         let (rows, row_len) = (&self.pool.rows, self.pool.cols.input * self.pool.channels);
-        if rows.stride != rows.window || rows.pad_before != 0 || rows.stride == 0 {
+        if !tiles(rows) {
             return None;
         }
         let tile = wino.map_or(1, Winograd::tile);
@@ -178,8 +188,7 @@ impl ConvReluMaxPool {
                     Ok((z, scratch)) => (z, scratch),
                     Err(e) => return failed.record(e),
                 };
-                let (p0, p1) = (b * band_rows, ((b + 1) * band_rows).min(pool_rows.output));
-                let (r0, r1) = (p0 * pool_rows.stride, (p1 * pool_rows.stride).min(pool_rows.input));
+                let (_, Range { start: r0, end: r1 }, sub) = self.band(b * band_rows, band_rows);
                 match (scratch, wino, &u) {
                     (Scratches::Winograd(s, _), Some(w), Some(u)) => {
                         let end = (r1.div_ceil(tile) * tile).min(pool_rows.input);
@@ -192,7 +201,6 @@ impl ConvReluMaxPool {
                     }
                     _ => unreachable!("the scratch matches the path"),
                 }
-                let sub = Pool2d { rows: Axis { input: r1 - r0, output: p1 - p0, ..pool_rows }, ..self.pool };
                 pool_relu(&sub, &z[..(r1 - r0) * row_len], yb, ab, r0 * row_len);
             },
         );
@@ -203,7 +211,6 @@ impl ConvReluMaxPool {
     /// convolution output is more than GROUP_VALUES and whose pooling windows tile the rows: about BAND_VALUES.
     fn backward_band(&self) -> Option<usize> {
         let (rows, row_len) = (&self.pool.rows, self.pool.cols.input * self.pool.channels);
-        let tiles = |a: &Axis| a.stride == a.window && a.pad_before == 0 && a.stride > 0;
         (self.pool.image_len() > GROUP_VALUES && tiles(rows) && tiles(&self.pool.cols))
             .then(|| (BAND_VALUES / (rows.stride * row_len).max(1)).max(1))
     }
@@ -214,18 +221,16 @@ impl ConvReluMaxPool {
     /// and feeds the GEMM while it is in L2, instead of three passes over a whole image's (4 MB for
     /// 178×178×32) from memory. Only the direct path without the input gradient (first layers).
     #[allow(clippy::too_many_arguments)]
-    fn kernel_grad_banded(&self, lhs: &Operand, dy: &[f32], winners: &[u32], images: std::ops::Range<usize>, band: usize,
+    fn kernel_grad_banded(&self, lhs: &Operand, dy: &[f32], winners: &[u32], images: Range<usize>, band: usize,
                           g: &mut [f32], s: &mut Scratch, kernel_part: &mut [f32], bias_part: &mut [f32]) {
-        let (rows, ow, pixels) = (self.pool.rows, self.pool.cols.input, self.conv.pixels_per_image());
+        let (ow, pixels) = (self.pool.cols.input, self.conv.pixels_per_image());
         let (row_len, out_row, out_len) = (ow * self.pool.channels, self.pool.cols.output * self.pool.channels,
                                            self.pool.out_image_len());
         for n in images {
-            for p0 in (0..rows.output).step_by(band) {
-                let p1 = (p0 + band).min(rows.output);
-                let (r0, r1) = (p0 * rows.stride, (p1 * rows.stride).min(rows.input));
+            for p0 in (0..self.pool.rows.output).step_by(band) {
+                let (Range { start: p0, end: p1 }, Range { start: r0, end: r1 }, sub) = self.band(p0, band);
                 let gb = &mut g[..(r1 - r0) * row_len];
                 let pooled = n * out_len + p0 * out_row..n * out_len + p1 * out_row;
-                let sub = Pool2d { rows: Axis { input: r1 - r0, output: p1 - p0, ..rows }, ..self.pool };
                 expand_band(&dy[pooled.clone()], &winners[pooled], &sub, r0 * row_len, gb, bias_part);
                 self.conv.accumulate_kernel_grad(lhs, gb, n * pixels + r0 * ow, s, kernel_part);
             }
@@ -236,7 +241,7 @@ impl ConvReluMaxPool {
     /// image's output is large and the pooling windows tile the rows (stride = window, no padding before).
     fn band_rows(&self) -> Option<usize> {
         let (rows, row_len) = (&self.pool.rows, self.pool.cols.input * self.pool.channels);
-        (self.pool.image_len() > BAND_MIN_VALUES && rows.stride == rows.window && rows.pad_before == 0)
+        (self.pool.image_len() > BAND_MIN_VALUES && tiles(rows))
             .then(|| (BAND_VALUES / (rows.stride * row_len).max(1)).max(1))
     }
 
@@ -255,11 +260,9 @@ impl ConvReluMaxPool {
         let (rows, ow) = (self.pool.rows, self.pool.cols.input);
         let (row_len, out_row) = (ow * self.pool.channels, self.pool.cols.output * self.pool.channels);
         for p0 in (0..rows.output).step_by(band) {
-            let p1 = (p0 + band).min(rows.output);
-            let (r0, r1) = (p0 * rows.stride, (p1 * rows.stride).min(rows.input));
+            let (Range { start: p0, end: p1 }, Range { start: r0, end: r1 }, sub) = self.band(p0, band);
             let zb = &mut z[..(r1 - r0) * row_len];
             self.conv.forward_pixels(lhs, kernel, bias, true, first + r0 * ow, zb, s);
-            let sub = Pool2d { rows: Axis { input: r1 - r0, output: p1 - p0, ..rows }, ..self.pool };
             let ab = at_n.as_deref_mut().map(|a| &mut a[p0 * out_row..p1 * out_row]);
             pool_relu(&sub, zb, &mut yn[p0 * out_row..p1 * out_row], ab, r0 * row_len);
         }
@@ -351,6 +354,12 @@ impl ConvReluMaxPool {
         let grad_x = need_dx.then_some(dx);
         Ok((grad_x, sum_partials(&kernel_parts, taps * cout)?, sum_partials(&bias_parts, cout)?))
     }
+}
+
+/// Pooling windows along `a` that tile it from its start (stride = window, no padding before): a band of whole
+/// windows covers a band of convolution rows (or columns) of its own.
+fn tiles(a: &Axis) -> bool {
+    a.stride == a.window && a.pad_before == 0 && a.stride > 0
 }
 
 /// Max pooling of a ReLU convolution output `z` into `y`, and with `at` the winners: offsets in `z` plus
