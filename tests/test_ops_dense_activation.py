@@ -99,10 +99,12 @@ def test_dense_deterministic_and_large(ops):
 
 @pytest.mark.parametrize("n,fin,fout", [(32, 1100, 130), (49, 513, 64), (97, 40, 200), (20, 1025, 17),
                                          (1, 600, 65), (48, 512, 1), (4, 513, 70), (5, 257, 9), (2, 1, 3),
-                                         (3, 256, 1), (1, 12800, 64)])
+                                         (3, 256, 1), (1, 12800, 64), (256, 1030, 48), (257, 1030, 48),
+                                         (300, 520, 130), (5, 1100, 20), (4, 1100, 20)])
 def test_dense_work_split_boundaries(ops, n, fin, fout):
-    # row blocks of 48, column strips of 64, depth slices of 512, batches not a multiple of 16; up to 4 rows
-    # the forward is a matrix-vector product over blocks of 256 kernel rows
+    # forward: up to 256 rows, blocks of 512 kernel rows (256 up to 4 rows; matrix-vector products when the
+    # width is not a multiple of 16) summed in order; above, row blocks of 48 x column strips of 64 x depth
+    # slices of 512. Backward: batches not a multiple of 16
     rng = np.random.default_rng(n * 7 + fin + fout)
     x, k = rng.standard_normal((n, fin)).astype(np.float32), rng.standard_normal((fin, fout)).astype(np.float32)
     b, gy = rng.standard_normal(fout).astype(np.float32), rng.standard_normal((n, fout)).astype(np.float32)
@@ -130,8 +132,9 @@ x = rng.standard_normal((50, 1300)).astype(np.float32)
 k = rng.standard_normal((1300, 200)).astype(np.float32)
 gy = rng.standard_normal((50, 200)).astype(np.float32)
 b = rng.standard_normal(200).astype(np.float32)
+x3 = rng.standard_normal((300, 1300)).astype(np.float32)
 np.savez(sys.argv[1], ops.dense(x, k, b, activation="relu"), *ops.dense_backward(x, k, gy),
-         ops.dense(x[:1], k, b), ops.dense(x[:3], k, None, activation="relu"))
+         ops.dense(x[:1], k, b), ops.dense(x[:3], k, None, activation="relu"), ops.dense(x3, k, b))
 """
     for a, b in zip(*arrays_per_thread_count(script, tmp_path)):
         np.testing.assert_array_equal(a, b)

@@ -20,12 +20,18 @@ use crate::error::{shape_err, OpError, OpResult};
 const ROWS: usize = 48;
 const COLS: usize = 64;
 const DEPTH: usize = 512;
-/// Up to this many rows (batch-1 and small-batch inference) the forward reads each kernel row once as
-/// matrix-vector products: the packed GEMM would copy the whole kernel first, and the call is bound by
-/// reading the kernel anyway (26 MB for a 12,800 → 512 layer).
-const GEMV_ROWS: usize = 4;
-/// Kernel rows per block of that matrix-vector forward (one work item).
+/// Up to this many rows (inference and training batches) the forward splits the depth instead of the output:
+/// each work item multiplies a contiguous block of kernel rows (full width, streamed from memory once) and
+/// the blocks' partial products are added in block order. On a 12,800 → 512 layer at batch 32 this runs at
+/// 147 GFLOP/s where (row block × column strip) tiles, each reading a 256-byte-wide strided strip of the
+/// kernel, ran at 110 (Zen 4; 183 vs 118 at batch 200). The partials hold m / SPLIT_DEPTH times the kernel.
+const SPLIT_ROWS: usize = 256;
+/// Kernel rows per block of the depth split (one work item): 512 (1 MB of a 512-wide kernel, L2-sized) for
+/// GEMMs, 256 for a few rows, which are bound by reading the kernel and want more items.
+const SPLIT_DEPTH: usize = 512;
 const GEMV_DEPTH: usize = 256;
+/// Up to this many rows, outputs the micro-kernel cannot tile use plain matrix-vector products.
+const GEMV_ROWS: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dense {
@@ -94,9 +100,8 @@ impl Dense {
     /// item sums the depth in fixed `DEPTH` slices into its own tile, which is then copied into `y`.
     pub fn forward(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (m, k, u) = (self.batch, self.inputs, self.units);
-        // (bfloat16 compute goes through the GEMM, which rounds the operands.)
-        if m <= GEMV_ROWS && m > 0 && u > 0 && super::gemm::compute_precision() == super::gemm::Precision::Float32 {
-            return self.forward_gemv(x, kernel, bias, relu);
+        if m <= SPLIT_ROWS && m > 0 && u > 0 {
+            return self.forward_depth_split(x, kernel, bias, relu);
         }
         let (row_blocks, strips) = (m.div_ceil(ROWS), u.div_ceil(COLS));
         let mut y = crate::alloc::zeros(&[m, u], "the output")?;
@@ -136,22 +141,26 @@ impl Dense {
         Ok(y)
     }
 
-    /// The forward for a few rows: the kernel streamed once in contiguous blocks of GEMV_DEPTH rows, each
-    /// block's partial product computed on its own, the partials added in block order (`sum_partials`; fixed
-    /// by the shape, so no result depends on the thread count), then the bias.
-    fn forward_gemv(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
+    /// The forward for up to SPLIT_ROWS rows: the kernel streamed once in contiguous blocks of `depth` rows,
+    /// each block's partial product computed on its own, the partials added in block order (`sum_partials`;
+    /// fixed by the shape, so no result depends on the thread count), then the bias.
+    fn forward_depth_split(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, relu: bool) -> OpResult<Vec<f32>> {
         let (m, k, u) = (self.batch, self.inputs, self.units);
-        let blocks = k.div_ceil(GEMV_DEPTH).max(1); // k = 0: one block of zeros
+        let depth = if m <= GEMV_ROWS { GEMV_DEPTH } else { SPLIT_DEPTH };
+        let blocks = k.div_ceil(depth).max(1); // k = 0: one block of zeros
         let mut partials = crate::alloc::zeros(&[blocks, m, u], "the partial products")?;
         // Small layers run on the calling thread: waking the pool costs more than their product.
-        let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * GEMV_DEPTH * m * u);
+        let min_blocks = PARALLEL_MIN_FLOPS.div_ceil(2 * depth * m * u);
+        // (bfloat16 compute goes through the GEMM, which rounds the operands.)
+        let gemv = m <= GEMV_ROWS && !microkernel::fits(u)
+            && super::gemm::compute_precision() == super::gemm::Precision::Float32;
         partials.par_chunks_mut(m * u).with_min_len(min_blocks).enumerate().for_each(|(b, part)| {
-            let (k0, depth) = (b * GEMV_DEPTH, (k - b * GEMV_DEPTH).min(GEMV_DEPTH));
-            if microkernel::fits(u) {
-                // The register-tiled kernel reads the kernel rows in place, like the loop below, ~10× faster.
-                sgemm(m, depth, u, &x[k0..], false, k, &kernel[k0 * u..], false, u, part, u, 0.0);
-            } else {
+            let (k0, depth) = (b * depth, (k - b * depth).min(depth));
+            if gemv {
                 gemv_block(x, k, k0, depth, &kernel[k0 * u..], u, part);
+            } else {
+                // The register-tiled kernel reads the kernel rows in place, ~10× faster than the loop.
+                sgemm(m, depth, u, &x[k0..], false, k, &kernel[k0 * u..], false, u, part, u, 0.0);
             }
         });
         let mut y = sum_partials(&partials, m * u)?;
