@@ -396,26 +396,49 @@ impl Winograd {
     }
 
     /// du += Σ over the tiles of images `x` (whole images) of (Bᵀ d B)ᵀ ⊙ (A dY Aᵀ), `dy` their output gradients.
+    /// Images of at most BLOCK_TILES tiles are packed whole into shared blocks: the GEMMs' depth is the
+    /// block's tiles, and a small image's own (9 for an 11×11 output in F(4×4)) would leave them mostly
+    /// loading and storing `du`. Larger images go a block of their own tiles at a time.
     pub fn accumulate_kernel_grad(&self, x: &[f32], dy: &[f32], du: &mut [f32], s: &mut Scratch) {
         let g = &self.fwd;
-        let (in_len, out_len) = (g.h * g.w * g.cin, g.oh * g.ow * g.cout);
+        let (th, tw) = self.tiles(g);
+        let (in_len, out_len, tiles) = (g.h * g.w * g.cin, g.oh * g.ow * g.cout, th * tw);
+        let mut filled = 0; // tiles in the current block
         for (xn, dyn_) in x.chunks_exact(in_len).zip(dy.chunks_exact(out_len)) {
-            self.accumulate_tiles(xn, dyn_, 0, usize::MAX, du, s);
+            for t0 in (0..tiles).step_by(BLOCK_TILES) {
+                let n = BLOCK_TILES.min(tiles - t0);
+                input_tiles(self.tf, g, xn, t0, n, &mut s.v[filled * g.cin..]);
+                grad_tiles(self.tf, g, dyn_, t0, n, &mut s.p[filled * g.cout..]);
+                filled += n;
+                if filled + tiles > BLOCK_TILES { // the next image's tiles (or block) would not fit
+                    self.block_kernel_grad(filled, du, s);
+                    filled = 0;
+                }
+            }
+        }
+        if filled > 0 {
+            self.block_kernel_grad(filled, du, s);
+        }
+    }
+
+    /// du += the kernel-gradient terms of the first `n` tiles of the transformed blocks in `s`.
+    fn block_kernel_grad(&self, n: usize, du: &mut [f32], s: &Scratch) {
+        let (g, a) = (&self.fwd, self.tf.alpha());
+        for e in 0..a * a {
+            sgemm(g.cin, n, g.cout, &s.v[e * plane(g.cin)..], true, g.cin, &s.p[e * plane(g.cout)..], false,
+                  g.cout, &mut du[e * g.cin * g.cout..], g.cout, 1.0);
         }
     }
 
     /// du += the kernel-gradient terms of tiles `first..end` (clipped) of one image.
     fn accumulate_tiles(&self, x: &[f32], dy: &[f32], first: usize, end: usize, du: &mut [f32], s: &mut Scratch) {
-        let (g, a) = (&self.fwd, self.tf.alpha());
+        let g = &self.fwd;
         let (th, tw) = self.tiles(g);
         for t0 in (first..end.min(th * tw)).step_by(BLOCK_TILES) {
             let n = BLOCK_TILES.min(end.min(th * tw) - t0);
             input_tiles(self.tf, g, x, t0, n, &mut s.v);
             grad_tiles(self.tf, g, dy, t0, n, &mut s.p);
-            for e in 0..a * a {
-                sgemm(g.cin, n, g.cout, &s.v[e * plane(g.cin)..], true, g.cin, &s.p[e * plane(g.cout)..], false,
-                      g.cout, &mut du[e * g.cin * g.cout..], g.cout, 1.0);
-            }
+            self.block_kernel_grad(n, du, s);
         }
     }
 
