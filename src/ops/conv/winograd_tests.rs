@@ -97,6 +97,28 @@ fn per_image_entry_points_match_the_batch_ones() {
 }
 
 #[test]
+fn kernel_gradient_of_packed_small_images_matches_the_reference() {
+    // 13×13 valid: 9 tiles an image in F(4×4) (14 images fill a 128-tile block, the 15th starts the next),
+    // 36 in F(2×2) (3 a block, the last block partly filled); 5×5 → 4 tiles; 20×20 → 25/81 tiles.
+    for (xs, co) in [([15, 13, 13, 3], 16), ([7, 5, 5, 2], 5), ([4, 20, 20, 16], 16)] {
+        let c = Conv2d::new(&xs, &[3, 3, xs[3], co], (1, 1), Padding::Valid).unwrap();
+        for tf in [&F2, &F4] {
+            let wg = c.winograd_with(tf);
+            let (x, k) = (data(xs.iter().product(), 8), data(9 * xs[3] * co, 9));
+            let dy = data(c.output_shape().iter().product(), 10);
+            let (_, _, dk) = reference(&c, &x, &k, &dy);
+            let (mut s, mut du) = (wg.scratch().unwrap(), wg.kernel_grad_buffer().unwrap());
+            wg.accumulate_kernel_grad(&x, &dy, &mut du, &mut s);
+            let mut dk1 = vec![0.0; dk.len()];
+            wg.kernel_grad_into(&du, &mut dk1);
+            close("dk (packed)", &dk1, &dk, if tf.m == 2 { 1e-5 } else { 5e-5 });
+            let (_, dk2, _) = wg.backward(&x, &k, &dy, false).unwrap();
+            close("dk (per image)", &dk2, &dk, if tf.m == 2 { 1e-5 } else { 5e-5 });
+        }
+    }
+}
+
+#[test]
 fn the_cost_model_keeps_few_channel_layers_direct() {
     if mode() != 1 {
         return; // RCONV_WINOGRAD set for this run
