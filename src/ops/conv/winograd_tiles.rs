@@ -43,14 +43,26 @@ const fn rows6<const N: usize, const R: usize>(m: [f32; N], a: usize) -> [[f32; 
 
 /// Σ_k coef(k) · x[k] over k < n, in order of k from zero, skipping zero coefficients (constants here, so
 /// the skipped terms cost nothing): the same operations, in the same order, for every instruction set.
+/// A ±1 coefficient is an add or a subtract and the first term starts the sum: the same values as
+/// multiplying and adding to zero (up to the sign of a zero sum), with 2/5 of F(4×4)'s and all of F(2×2)'s
+/// multiplies gone (Rust does not contract a · b + c, so each was a multiply and an add).
 #[inline(always)]
 fn dot<const W: usize>(n: usize, coef: impl Fn(usize) -> f32, x: impl Fn(usize) -> [f32; W]) -> [f32; W] {
     let mut acc = [0.0f32; W];
+    let mut first = true;
     for k in 0..n {
         let c = coef(k);
         if c != 0.0 {
             let v = x(k);
-            acc.iter_mut().zip(v).for_each(|(a, v)| *a += c * v);
+            match (first, c) {
+                (true, 1.0) => acc = v,
+                (true, -1.0) => acc.iter_mut().zip(v).for_each(|(a, v)| *a = -v),
+                (true, _) => acc.iter_mut().zip(v).for_each(|(a, v)| *a = c * v),
+                (false, 1.0) => acc.iter_mut().zip(v).for_each(|(a, v)| *a += v),
+                (false, -1.0) => acc.iter_mut().zip(v).for_each(|(a, v)| *a -= v),
+                (false, _) => acc.iter_mut().zip(v).for_each(|(a, v)| *a += c * v),
+            }
+            first = false;
         }
     }
     acc
