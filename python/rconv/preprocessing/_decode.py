@@ -19,16 +19,23 @@ reduce_jpeg=False)``) always decodes at full size, like Keras.
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import itertools
 import os
 import threading
 
 import numpy as np
 
-from .image_utils import aspect_crop_box, finish_img, open_img
+from .image_utils import aspect_crop_box, finish_img, open_img, pil_image, read_img_file
+
+try:
+    import simplejpeg
+except ImportError:  # pragma: no cover - simplejpeg comes with the `images` extra; Pillow decodes without it
+    simplejpeg = None
 
 _DRAFT_FORMATS = ("JPEG", "MPO")
 _DRAFT_SCALES = (8, 4, 2)
+_SOI = b"\xff\xd8\xff"  # a JPEG's first marker
 
 #: Threads that decode one batch (the calling thread included); None = the CPUs this process may use.
 DECODE_THREADS: int | None = None
@@ -84,7 +91,12 @@ def load_reduced(path, color_mode="rgb", target_size=None, interpolation="neares
                  reduce_jpeg=True):
     """``load_img`` with reduced-size JPEG decoding (see the module doc); identical to ``load_img`` whenever no
     reduction applies."""
-    img = open_img(path)
+    data = None if isinstance(path, io.BytesIO) else read_img_file(path)
+    fast = _turbo_jpeg(data, color_mode, target_size, keep_aspect_ratio, reduce_jpeg)
+    if fast is not None:
+        img, scale, orig_size = fast
+        return finish_img(img, path, color_mode, target_size, interpolation, keep_aspect_ratio, scale, orig_size)
+    img = open_img(path, data)
     scale, orig_size = 1, img.size
     if reduce_jpeg and target_size is not None and img.format in _DRAFT_FORMATS:
         w, h = img.size
@@ -95,6 +107,28 @@ def load_reduced(path, color_mode="rgb", target_size=None, interpolation="neares
             drafted = img.draft(img.mode, (w // scale, h // scale)) is not None
             scale = int(img.decoderconfig[0]) if drafted else 1
     return finish_img(img, path, color_mode, target_size, interpolation, keep_aspect_ratio, scale, orig_size)
+
+
+def _turbo_jpeg(data, color_mode, target_size, keep_aspect_ratio, reduce_jpeg):
+    """(decoded PIL image, scale, original (w, h)) of a JPEG file's bytes through simplejpeg, at the scale
+    Pillow's draft would use; None where that does not apply (see the module doc)."""
+    if simplejpeg is None or data is None or color_mode != "rgb" or not data.startswith(_SOI):
+        return None
+    try:
+        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace not in ("YCbCr", "RGB") or w < 1 or h < 1:
+            return None
+        scale = 1
+        if reduce_jpeg and target_size is not None:
+            box = aspect_crop_box(w, h, int(target_size[1]), int(target_size[0])) if keep_aspect_ratio else None
+            scale = draft_scale((w, h), target_size, box)
+        size = (-(-h // scale), -(-w // scale))  # libjpeg's (and Pillow's draft's) rounding
+        a = simplejpeg.decode_jpeg(data, "RGB", min_height=size[0], min_width=size[1], min_factor=scale)
+    except (ValueError, RuntimeError):
+        return None  # Pillow decodes it, or reports the error as before
+    if a.shape != (*size, 3):
+        return None
+    return pil_image.fromarray(a), scale, (w, h)
 
 
 def _write_row(row, img, data_format):

@@ -49,24 +49,37 @@ def aspect_crop_box(width: int, height: int, target_width: int, target_height: i
     return [left, top, left + crop_width, top + crop_height]
 
 
-def open_img(path):
-    """Open an image file (not yet decoded: ``draft`` may still be applied); errors name the file."""
-    _require_pil()
-    try:
-        if isinstance(path, io.BytesIO):
-            return pil_image.open(path)
-        if isinstance(path, (pathlib.Path, bytes, str)):
-            if isinstance(path, pathlib.Path):
-                path = str(path.resolve())
-            with open(path, "rb") as f:
-                return pil_image.open(io.BytesIO(f.read()))
+def _decode_error(path, exc):
+    return OSError(f"cannot decode image file {path!r}: {exc}")
+
+
+def read_img_file(path):
+    """The bytes of the image file at ``path`` (path-like), read whole; errors name the file."""
+    if isinstance(path, pathlib.Path):
+        path = str(path.resolve())
+    if not isinstance(path, (bytes, str)):
         raise TypeError(f"path should be path-like or io.BytesIO, not {type(path)}")
-    except (pil_image.UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise OSError(f"cannot decode image file {path!r}: {exc}") from exc
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise
     except OSError as exc:
+        raise _decode_error(path, exc) from exc
+
+
+def open_img(path, data=None):
+    """Open an image file (not yet decoded: ``draft`` may still be applied); errors name the file. ``data``:
+    the file's bytes, already read (``read_img_file``)."""
+    _require_pil()
+    if data is None and not isinstance(path, io.BytesIO):
+        data = read_img_file(path)
+    try:
+        return pil_image.open(path if data is None else io.BytesIO(data))
+    except (pil_image.UnidentifiedImageError, SyntaxError, ValueError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise OSError(f"cannot decode image file {path!r}: {exc}") from exc
+        raise _decode_error(str(path.resolve()) if isinstance(path, pathlib.Path) else path, exc) from exc
 
 
 def finish_img(img, path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False,
