@@ -15,6 +15,13 @@ smoother version of the full decode + resize (which, with Keras's default ``near
 PNGs, other formats and JPEGs that need no reduction (scale < 2) give exactly the pixels ``load_img`` gives.
 ``reduce_jpeg=False`` (``flow_from_directory(..., reduce_jpeg=False)``, ``image_dataset_from_directory(...,
 reduce_jpeg=False)``) always decodes at full size, like Keras.
+
+**JPEG decoding** goes through simplejpeg when it is installed (the ``images`` extra): libjpeg-turbo, like
+Pillow's decoder (each wheel bundles its own build), with the same settings (accurate integer DCT, fancy
+upsampling, the same DCT scales), so the same pixels -- checked against Pillow over baseline and progressive
+files, 4:4:4/4:2:2/4:2:0, odd sizes and every scale (``tests/test_image_decode.py``) -- but from the whole file
+in memory, with the GIL released, instead of Pillow's marker parsing in Python and its suspending decoder. It
+handles ``color_mode="rgb"`` and YCbCr or RGB JPEGs; anything else, or a file it refuses, goes through Pillow.
 """
 from __future__ import annotations
 
