@@ -94,6 +94,12 @@ def draft_scale(size, target_size, box=None) -> int:
     return next((s for s in _DRAFT_SCALES if fits >= s), 1)
 
 
+def _reduction_scale(w, h, target_size, keep_aspect_ratio) -> int:
+    """``draft_scale`` of a w × h JPEG for ``target_size``, of the crop box when ``keep_aspect_ratio``."""
+    box = aspect_crop_box(w, h, int(target_size[1]), int(target_size[0])) if keep_aspect_ratio else None
+    return draft_scale((w, h), target_size, box)
+
+
 def load_reduced(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False,
                  reduce_jpeg=True):
     """``load_img`` with reduced-size JPEG decoding (see the module doc); identical to ``load_img`` whenever no
@@ -107,8 +113,7 @@ def load_reduced(path, color_mode="rgb", target_size=None, interpolation="neares
     scale, orig_size = 1, img.size
     if reduce_jpeg and target_size is not None and img.format in _DRAFT_FORMATS:
         w, h = img.size
-        box = aspect_crop_box(w, h, int(target_size[1]), int(target_size[0])) if keep_aspect_ratio else None
-        scale = draft_scale((w, h), target_size, box)
+        scale = _reduction_scale(w, h, target_size, keep_aspect_ratio)
         if scale > 1:
             # Pillow picks the largest scale s with min(w // rw, h // rh) >= s: ask for exactly ours.
             drafted = img.draft(img.mode, (w // scale, h // scale)) is not None
@@ -125,10 +130,8 @@ def _turbo_jpeg(data, color_mode, target_size, keep_aspect_ratio, reduce_jpeg):
         h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         if colorspace not in ("YCbCr", "RGB") or w < 1 or h < 1:
             return None
-        scale = 1
-        if reduce_jpeg and target_size is not None:
-            box = aspect_crop_box(w, h, int(target_size[1]), int(target_size[0])) if keep_aspect_ratio else None
-            scale = draft_scale((w, h), target_size, box)
+        reduce = reduce_jpeg and target_size is not None
+        scale = _reduction_scale(w, h, target_size, keep_aspect_ratio) if reduce else 1
         size = (-(-h // scale), -(-w // scale))  # libjpeg's (and Pillow's draft's) rounding
         a = simplejpeg.decode_jpeg(data, "RGB", min_height=size[0], min_width=size[1], min_factor=scale)
     except (ValueError, RuntimeError):

@@ -72,6 +72,8 @@ def open_img(path, data=None):
     """Open an image file (not yet decoded: ``draft`` may still be applied); errors name the file. ``data``:
     the file's bytes, already read (``read_img_file``)."""
     _require_pil()
+    if isinstance(path, pathlib.Path):
+        path = str(path.resolve())
     if data is None and not isinstance(path, io.BytesIO):
         data = read_img_file(path)
     try:
@@ -79,7 +81,7 @@ def open_img(path, data=None):
     except (pil_image.UnidentifiedImageError, SyntaxError, ValueError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise _decode_error(str(path.resolve()) if isinstance(path, pathlib.Path) else path, exc) from exc
+        raise _decode_error(path, exc) from exc
 
 
 def finish_img(img, path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False,
